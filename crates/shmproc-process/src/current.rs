@@ -1,0 +1,53 @@
+//! Facts about the calling process: its pid and name, and the machine's CPU count.
+
+use std::sync::atomic::{AtomicPtr, Ordering};
+
+/// Name given to this process by `Process::fork`; null in the main process. An atomic pointer
+/// (not a Mutex) so a forked child never waits on a lock another thread held at fork time.
+static NAME: AtomicPtr<String> = AtomicPtr::new(std::ptr::null_mut());
+
+pub(crate) fn set_current_name(name: String) {
+    // Leaked on purpose: one small string per process, read for the process's lifetime.
+    NAME.store(Box::into_raw(Box::new(name)), Ordering::Release);
+}
+
+/// Who the calling process is (Python's `multiprocessing.current_process()`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessInfo {
+    /// Process id.
+    pub pid: u32,
+    /// `MainProcess`, or the name of the `Process` that started this one.
+    pub name: String,
+}
+
+/// The calling process's pid and name.
+///
+/// # Examples
+/// ```
+/// let me = shmproc_process::current_process();
+/// assert_eq!(me.pid, std::process::id());
+/// assert_eq!(me.name, "MainProcess");
+/// ```
+pub fn current_process() -> ProcessInfo {
+    let ptr = NAME.load(Ordering::Acquire);
+    let name = if ptr.is_null() {
+        "MainProcess".to_owned()
+    } else {
+        // SAFETY: a non-null pointer came from Box::into_raw above and is never freed.
+        unsafe { (*ptr).clone() }
+    };
+    ProcessInfo {
+        pid: std::process::id(),
+        name,
+    }
+}
+
+/// Number of CPUs this process may run on (Python's `cpu_count()`); at least 1.
+///
+/// # Examples
+/// ```
+/// assert!(shmproc_process::cpu_count() >= 1);
+/// ```
+pub fn cpu_count() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}

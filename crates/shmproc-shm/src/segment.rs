@@ -1,0 +1,401 @@
+//! Shared-memory segments: creation, validation on open, and bounds-checked access.
+//!
+//! This module holds all raw pointer arithmetic on mappings; everything above it gets typed,
+//! bounds- and alignment-checked pointers from [`Segment::ptr`] and [`Segment::atomic`].
+
+use std::fmt;
+use std::fs::File;
+use std::ptr::NonNull;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use memmap2::{MmapOptions, MmapRaw};
+
+use crate::header::{
+    HeaderFields, RawHeader, FLAG_PERSIST, MAGIC, PAYLOAD_OFFSET, READY, VERSION,
+};
+use crate::{sys, AtomicShareable, Kind, SegmentError, TypeInfo};
+
+/// How long `open` waits for a creator that is still initialising.
+const READY_WAIT: Duration = Duration::from_millis(500);
+/// Prefix of every named segment's file in `/dev/shm`.
+pub const NAME_PREFIX: &str = "shmproc.";
+
+/// What a new segment holds.
+#[derive(Debug, Clone, Copy)]
+pub struct Spec {
+    /// The primitive kind.
+    pub kind: Kind,
+    /// The element type fingerprint.
+    pub elem: TypeInfo,
+    /// Bytes of payload after the header.
+    pub payload_len: usize,
+}
+
+/// A mapped, validated shared-memory segment: a header followed by `payload_len` bytes.
+///
+/// Anonymous segments (memfd) have no name anywhere and vanish with their last mapping. Named
+/// segments live in `/dev/shm/shmproc.NAME` and are unlinked when the creating process drops the
+/// segment, unless [`persist`](Segment::persist) was called.
+pub struct Segment {
+    map: MmapRaw,
+    file: File,
+    name: Option<String>,
+    /// The pid that created a named segment (unlink happens only in that process).
+    creator_pid: Option<u32>,
+    payload_len: usize,
+}
+
+/// Checks a user-given segment name: `[A-Za-z0-9._-]`, 1–40 characters.
+pub fn validate_name(name: &str) -> Result<(), SegmentError> {
+    let ok = (1..=40).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(SegmentError::InvalidName {
+            name: name.to_owned(),
+        })
+    }
+}
+
+fn os_name(name: &str) -> String {
+    format!("{NAME_PREFIX}{name}")
+}
+
+impl Segment {
+    /// Creates an anonymous segment (a sealed memfd), runs `init` on its zeroed payload, then
+    /// publishes it as ready.
+    ///
+    /// # Errors
+    /// [`SegmentError::Io`] when the OS refuses (out of memory or descriptors).
+    pub fn create_anonymous(
+        spec: &Spec,
+        init: impl FnOnce(&Segment) -> Result<(), SegmentError>,
+    ) -> Result<Segment, SegmentError> {
+        let total = total_len(spec.payload_len)?;
+        let file = sys::memfd_create(&format!("shmproc-{:?}", spec.kind), total)?;
+        sys::seal_size(&file)?;
+        let seg = Segment::map(file, None, None, spec.payload_len)?;
+        seg.initialise(spec, init)?;
+        Ok(seg)
+    }
+
+    /// Creates a named segment `/dev/shm/shmproc.NAME` (mode 0600, fails if it exists), runs
+    /// `init` on its zeroed payload, then publishes it as ready.
+    ///
+    /// # Errors
+    /// [`SegmentError::InvalidName`], [`SegmentError::AlreadyExists`], or [`SegmentError::Io`].
+    pub fn create_named(
+        name: &str,
+        spec: &Spec,
+        init: impl FnOnce(&Segment) -> Result<(), SegmentError>,
+    ) -> Result<Segment, SegmentError> {
+        validate_name(name)?;
+        let total = total_len(spec.payload_len)?;
+        let os = os_name(name);
+        let file = sys::shm_create(&os).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => SegmentError::AlreadyExists {
+                name: name.to_owned(),
+            },
+            _ => SegmentError::Io(e),
+        })?;
+        // From here on the file exists: remove it again if anything fails.
+        let result = (|| {
+            file.set_len(total)?;
+            let seg = Segment::map(
+                file,
+                Some(name.to_owned()),
+                Some(sys::getpid()),
+                spec.payload_len,
+            )?;
+            seg.initialise(spec, init)?;
+            Ok(seg)
+        })();
+        if result.is_err() {
+            let _ = sys::shm_unlink(&os);
+        }
+        result
+    }
+
+    /// Opens the named segment and validates its header, kind and element type. Waits up to
+    /// half a second for a creator that is still initialising.
+    ///
+    /// # Errors
+    /// Every way a segment can be missing, unfinished, truncated, corrupt or of another kind or
+    /// type has its own [`SegmentError`] variant; OS failures are [`SegmentError::Io`].
+    pub fn open_named(name: &str, kind: Kind, elem: TypeInfo) -> Result<Segment, SegmentError> {
+        let (seg, fields) = Segment::open_unchecked(name)?;
+        if fields.kind != kind as u32 {
+            return Err(SegmentError::WrongKind {
+                name: name.to_owned(),
+                expected: kind,
+                found: Kind::from_raw(fields.kind)
+                    .map_or_else(|| format!("kind #{}", fields.kind), |k| k.to_string()),
+            });
+        }
+        let found_type = (fields.type_name(), fields.elem_size, fields.elem_align);
+        let want_name = String::from_utf8_lossy(&elem.stored_name())
+            .trim_end_matches('\0')
+            .to_owned();
+        if found_type != (want_name, elem.size, elem.align) {
+            return Err(SegmentError::WrongType {
+                name: name.to_owned(),
+                expected: format!("{} (size {}, align {})", elem.name, elem.size, elem.align),
+                found: format!(
+                    "{} (size {}, align {})",
+                    found_type.0, found_type.1, found_type.2
+                ),
+            });
+        }
+        Ok(seg)
+    }
+
+    /// Opens a named segment and validates its header but not its kind or type (for tools).
+    pub(crate) fn open_unchecked(name: &str) -> Result<(Segment, HeaderFields), SegmentError> {
+        validate_name(name)?;
+        let file = sys::shm_open_existing(&os_name(name)).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => SegmentError::NotFound {
+                name: name.to_owned(),
+            },
+            _ => SegmentError::Io(e),
+        })?;
+        let header_len = PAYLOAD_OFFSET as u64;
+        let started = Instant::now();
+        loop {
+            let size = file.metadata()?.len();
+            let waited_out = started.elapsed() >= READY_WAIT;
+            if size < header_len {
+                if waited_out {
+                    return Err(SegmentError::Truncated {
+                        name: name.to_owned(),
+                        size,
+                        needed: header_len,
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(1));
+                continue;
+            }
+            let size = usize::try_from(size).map_err(|_| corrupt(name, "size exceeds memory"))?;
+            let map = MmapOptions::new().len(size).map_raw(&file)?;
+            let header = header_of(&map);
+            match header.ready.load(Ordering::Acquire) {
+                READY => {}
+                0 if !waited_out => {
+                    drop(map);
+                    std::thread::sleep(Duration::from_millis(1));
+                    continue;
+                }
+                0 => {
+                    let magic = read_fields(&map).magic;
+                    return Err(if magic == MAGIC {
+                        SegmentError::NotReady {
+                            name: name.to_owned(),
+                        }
+                    } else {
+                        corrupt(name, "not a shmproc segment (bad magic)")
+                    });
+                }
+                _ => return Err(corrupt(name, "bad ready word")),
+            }
+            let fields = read_fields(&map);
+            let payload_len = validate_fields(name, &fields, size)?;
+            let seg = Segment {
+                map,
+                file,
+                name: Some(name.to_owned()),
+                creator_pid: None,
+                payload_len,
+            };
+            return Ok((seg, fields));
+        }
+    }
+
+    fn map(
+        file: File,
+        name: Option<String>,
+        creator_pid: Option<u32>,
+        payload_len: usize,
+    ) -> Result<Segment, SegmentError> {
+        let map = MmapOptions::new()
+            .len(PAYLOAD_OFFSET + payload_len)
+            .map_raw(&file)?;
+        Ok(Segment {
+            map,
+            file,
+            name,
+            creator_pid,
+            payload_len,
+        })
+    }
+
+    fn initialise(
+        &self,
+        spec: &Spec,
+        init: impl FnOnce(&Segment) -> Result<(), SegmentError>,
+    ) -> Result<(), SegmentError> {
+        let pid = sys::getpid();
+        let fields = HeaderFields {
+            magic: MAGIC,
+            version: VERSION,
+            kind: spec.kind as u32,
+            elem_size: spec.elem.size,
+            elem_align: spec.elem.align,
+            payload_len: spec.payload_len as u64,
+            creator_pid: pid,
+            creator_tag: sys::start_tag(pid),
+            type_name: spec.elem.stored_name(),
+        };
+        // SAFETY: the mapping is at least PAYLOAD_OFFSET bytes and page aligned, so the header
+        // fits and is aligned; nobody reads the fields before `ready` is published below.
+        unsafe { std::ptr::write_volatile(self.map.as_mut_ptr().cast::<HeaderFields>(), fields) };
+        init(self)?;
+        header_of(&self.map).ready.store(READY, Ordering::Release);
+        Ok(())
+    }
+
+    /// The segment's name, `None` for an anonymous segment.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// Bytes of payload.
+    pub fn payload_len(&self) -> usize {
+        self.payload_len
+    }
+
+    /// The backing file (a memfd or `/dev/shm` file).
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Keeps a named segment after its creator drops it (`shmproc clean` leaves it alone too).
+    /// Remove it later with [`crate::remove`] or `shmproc rm`. No effect on anonymous segments.
+    pub fn persist(&self) {
+        header_of(&self.map)
+            .flags
+            .fetch_or(FLAG_PERSIST, Ordering::Relaxed);
+    }
+
+    /// A pointer to `count` elements of `U` at `offset` bytes into the payload, checked to lie
+    /// inside the mapping and to be aligned.
+    ///
+    /// # Errors
+    /// [`SegmentError::Corrupt`] when the range does not fit or is misaligned: offsets derived
+    /// from shared memory can never reach outside the mapping.
+    pub fn ptr<U>(&self, offset: usize, count: usize) -> Result<NonNull<U>, SegmentError> {
+        let bytes = std::mem::size_of::<U>()
+            .checked_mul(count)
+            .and_then(|b| b.checked_add(offset));
+        match bytes {
+            Some(end) if end <= self.payload_len => {}
+            _ => return Err(self.corrupt("payload range out of bounds")),
+        }
+        // SAFETY: offset + size_of::<U>() * count <= payload_len, so the pointer stays inside
+        // the mapping, whose length is PAYLOAD_OFFSET + payload_len.
+        let ptr = unsafe { self.map.as_mut_ptr().add(PAYLOAD_OFFSET + offset) };
+        if ptr.align_offset(std::mem::align_of::<U>()) != 0 {
+            return Err(self.corrupt("misaligned payload range"));
+        }
+        NonNull::new(ptr.cast::<U>()).ok_or_else(|| self.corrupt("null mapping"))
+    }
+
+    /// A shared reference to an all-atomic `U` at `offset` bytes into the payload.
+    ///
+    /// # Errors
+    /// As for [`Segment::ptr`].
+    pub fn atomic<U: AtomicShareable>(&self, offset: usize) -> Result<&U, SegmentError> {
+        let ptr = self.ptr::<U>(offset, 1)?;
+        // SAFETY: in bounds and aligned (checked by `ptr`), lives as long as `self`'s mapping;
+        // U is all atomics and valid for every bit pattern, so shared access racing with other
+        // processes is sound.
+        Ok(unsafe { ptr.as_ref() })
+    }
+
+    fn corrupt(&self, reason: &str) -> SegmentError {
+        corrupt(self.name.as_deref().unwrap_or("<anonymous>"), reason)
+    }
+
+    pub(crate) fn is_persistent(&self) -> bool {
+        header_of(&self.map).flags.load(Ordering::Relaxed) & FLAG_PERSIST != 0
+    }
+}
+
+fn total_len(payload_len: usize) -> Result<u64, SegmentError> {
+    PAYLOAD_OFFSET
+        .checked_add(payload_len)
+        .filter(|n| *n <= isize::MAX as usize)
+        .map(|n| n as u64)
+        .ok_or_else(|| {
+            SegmentError::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "segment size overflows",
+            ))
+        })
+}
+
+fn corrupt(name: &str, reason: &str) -> SegmentError {
+    SegmentError::Corrupt {
+        name: name.to_owned(),
+        reason: reason.to_owned(),
+    }
+}
+
+fn header_of(map: &MmapRaw) -> &RawHeader {
+    debug_assert!(map.len() >= PAYLOAD_OFFSET);
+    // SAFETY: every mapping we make is at least PAYLOAD_OFFSET (>= size_of RawHeader) bytes and
+    // page aligned; we only touch the atomic fields through this reference, and the plain
+    // fields only through volatile copies (`read_fields`), so peers writing them is no UB here.
+    unsafe { &*map.as_ptr().cast::<RawHeader>() }
+}
+
+fn read_fields(map: &MmapRaw) -> HeaderFields {
+    // SAFETY: in bounds and aligned as in `header_of`; HeaderFields is plain data valid for
+    // every bit pattern, copied out with a volatile read.
+    unsafe { std::ptr::read_volatile(map.as_ptr().cast::<HeaderFields>()) }
+}
+
+fn validate_fields(name: &str, f: &HeaderFields, size: usize) -> Result<usize, SegmentError> {
+    if f.magic != MAGIC {
+        return Err(corrupt(name, "not a shmproc segment (bad magic)"));
+    }
+    if f.version != VERSION {
+        return Err(SegmentError::Version {
+            name: name.to_owned(),
+            found: f.version,
+        });
+    }
+    if !f.elem_align.is_power_of_two() || f.elem_align > 64 {
+        return Err(corrupt(name, "element alignment out of range"));
+    }
+    let needed = (PAYLOAD_OFFSET as u64).saturating_add(f.payload_len);
+    if needed > size as u64 {
+        return Err(SegmentError::Truncated {
+            name: name.to_owned(),
+            size: size as u64,
+            needed,
+        });
+    }
+    Ok(f.payload_len as usize)
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        if let (Some(name), Some(pid)) = (&self.name, self.creator_pid) {
+            if pid == sys::getpid() && !self.is_persistent() {
+                let _ = sys::shm_unlink(&os_name(name));
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Segment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Segment")
+            .field("name", &self.name)
+            .field("payload_len", &self.payload_len)
+            .finish_non_exhaustive()
+    }
+}

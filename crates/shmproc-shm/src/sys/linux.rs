@@ -1,0 +1,214 @@
+//! Linux implementation of the platform seam.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io;
+use std::os::fd::FromRawFd;
+use std::time::Duration;
+
+/// Directory where POSIX named shared memory lives.
+pub const SHM_DIR: &str = "/dev/shm";
+
+fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+fn cstring(s: &str) -> io::Result<CString> {
+    CString::new(s).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "name contains NUL"))
+}
+
+/// Creates an anonymous, sealable memory file of `len` bytes (close-on-exec).
+pub fn memfd_create(debug_name: &str, len: u64) -> io::Result<File> {
+    let name = cstring(debug_name)?;
+    // SAFETY: `name` is a valid NUL-terminated string; flags are plain constants.
+    let fd = cvt(unsafe {
+        libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)
+    })?;
+    // SAFETY: `fd` was just returned by memfd_create and is owned by nobody else.
+    let file = unsafe { File::from_raw_fd(fd) };
+    file.set_len(len)?;
+    Ok(file)
+}
+
+/// Forbids any later size change of a memfd, so a peer can never shrink it under our mapping
+/// (which would turn accesses into SIGBUS).
+pub fn seal_size(file: &File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
+    // SAFETY: fcntl on a valid fd owned by `file` with an integer argument.
+    cvt(unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, seals) })?;
+    Ok(())
+}
+
+/// `shm_open(O_CREAT | O_EXCL | O_RDWR, 0600)`.
+pub fn shm_create(os_name: &str) -> io::Result<File> {
+    shm_open(os_name, libc::O_CREAT | libc::O_EXCL | libc::O_RDWR)
+}
+
+/// `shm_open(O_RDWR)` of an existing segment.
+pub fn shm_open_existing(os_name: &str) -> io::Result<File> {
+    shm_open(os_name, libc::O_RDWR)
+}
+
+fn shm_open(os_name: &str, flags: libc::c_int) -> io::Result<File> {
+    let name = cstring(&format!("/{os_name}"))?;
+    // SAFETY: valid C string; the returned fd is checked and then owned by the File.
+    let fd = cvt(unsafe { libc::shm_open(name.as_ptr(), flags | libc::O_CLOEXEC, 0o600) })?;
+    // SAFETY: `fd` is a fresh descriptor owned by nobody else.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
+
+/// Removes a named segment (`shm_unlink`).
+pub fn shm_unlink(os_name: &str) -> io::Result<()> {
+    let name = cstring(&format!("/{os_name}"))?;
+    // SAFETY: valid C string.
+    cvt(unsafe { libc::shm_unlink(name.as_ptr()) })?;
+    Ok(())
+}
+
+/// Why a futex wait returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitOutcome {
+    /// Woken, interrupted, or the word no longer held the expected value.
+    Woken,
+    /// The timeout elapsed.
+    TimedOut,
+}
+
+/// Sleeps while the 32-bit word at `addr` equals `expected` (process-shared futex), at most
+/// `timeout` (monotonic clock) if given.
+///
+/// `addr` may be any address: the kernel validates it and reports `EFAULT` as an error.
+pub fn futex_wait(
+    addr: *const u32,
+    expected: u32,
+    timeout: Option<Duration>,
+) -> io::Result<WaitOutcome> {
+    let ts = timeout.map(|d| libc::timespec {
+        tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_nsec: d.subsec_nanos() as libc::c_long,
+    });
+    let ts_ptr = ts
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: FUTEX_WAIT only reads the word at `addr` (the kernel checks the address) and the
+    // timespec, which lives on our stack for the duration of the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            addr,
+            libc::FUTEX_WAIT,
+            expected,
+            ts_ptr,
+            std::ptr::null::<u32>(),
+            0u32,
+        )
+    };
+    if ret == 0 {
+        return Ok(WaitOutcome::Woken);
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::ETIMEDOUT) => Ok(WaitOutcome::TimedOut),
+        Some(libc::EAGAIN) | Some(libc::EINTR) => Ok(WaitOutcome::Woken),
+        _ => Err(err),
+    }
+}
+
+/// Wakes up to `n` waiters sleeping on the word at `addr` in any process.
+pub fn futex_wake(addr: *const u32, n: u32) {
+    let n = n.min(i32::MAX as u32);
+    // SAFETY: FUTEX_WAKE does not access user memory beyond validating `addr`. A failure (a bad
+    // address) cannot wake anyone, so there is nothing useful to report.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            addr,
+            libc::FUTEX_WAKE,
+            n,
+            std::ptr::null::<libc::timespec>(),
+            std::ptr::null::<u32>(),
+            0u32,
+        );
+    }
+}
+
+/// The kernel thread id of the calling thread.
+pub fn gettid() -> u32 {
+    // SAFETY: gettid has no preconditions and cannot fail.
+    (unsafe { libc::gettid() }) as u32
+}
+
+/// The process id of the caller.
+pub fn getpid() -> u32 {
+    std::process::id()
+}
+
+/// What `/proc/<id>/stat` says about a thread or process.
+enum ProcState {
+    Gone,
+    Zombie,
+    Running { start_time: u64 },
+    Unknown,
+}
+
+fn proc_state(id: u32) -> ProcState {
+    let text = match std::fs::read_to_string(format!("/proc/{id}/stat")) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return ProcState::Gone,
+        Err(_) => return ProcState::Unknown,
+    };
+    // The command name may contain spaces and parentheses: fields start after the last ')'.
+    let Some(rest) = text.rfind(')').map(|i| &text[i + 1..]) else {
+        return ProcState::Unknown;
+    };
+    let mut fields = rest.split_whitespace();
+    let state = fields.next().unwrap_or("?");
+    if state == "Z" || state == "X" || state == "x" {
+        return ProcState::Zombie;
+    }
+    // Field 22 of stat is the start time; we are at field 3 now.
+    match fields.nth(18).and_then(|f| f.parse().ok()) {
+        Some(start_time) => ProcState::Running { start_time },
+        None => ProcState::Unknown,
+    }
+}
+
+/// A 32-bit tag identifying this incarnation of thread/process `id` (its start time in clock
+/// ticks since boot, truncated); 0 when `/proc` cannot tell.
+pub fn start_tag(id: u32) -> u32 {
+    match proc_state(id) {
+        ProcState::Running { start_time } => start_time as u32,
+        _ => 0,
+    }
+}
+
+/// Whether thread/process `id` whose [`start_tag`] was `tag` still runs. A recycled id (a
+/// different start time) and a zombie count as dead. When `/proc` cannot tell, falls back to
+/// `kill(id, 0)`, erring towards "alive" so a live owner is never declared dead.
+pub fn is_alive(id: u32, tag: u32) -> bool {
+    match proc_state(id) {
+        ProcState::Gone | ProcState::Zombie => false,
+        ProcState::Running { start_time } => tag == 0 || start_time as u32 == tag,
+        ProcState::Unknown => {
+            // SAFETY: signal 0 only checks for existence and permission.
+            let r = unsafe { libc::kill(id as libc::pid_t, 0) };
+            r == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+        }
+    }
+}
+
+/// Registers `child` to run in the child after every `fork()` (libc's `pthread_atfork`).
+pub fn at_fork_child(child: extern "C" fn()) -> io::Result<()> {
+    // SAFETY: registering a handler that is a valid `extern "C" fn` for the program's lifetime.
+    let r = unsafe { libc::pthread_atfork(None, None, Some(child)) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(r))
+    }
+}

@@ -1,0 +1,70 @@
+//! Stubs for targets shmproc does not support yet: everything fails with `Unsupported`.
+
+use std::fs::File;
+use std::io;
+use std::time::Duration;
+
+/// Directory where POSIX named shared memory lives.
+pub const SHM_DIR: &str = "/dev/shm";
+
+fn unsupported<T>() -> io::Result<T> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "shmproc supports only Linux so far",
+    ))
+}
+
+/// Unsupported on this target.
+pub fn memfd_create(_debug_name: &str, _len: u64) -> io::Result<File> {
+    unsupported()
+}
+/// Unsupported on this target.
+pub fn seal_size(_file: &File) -> io::Result<()> {
+    unsupported()
+}
+/// Unsupported on this target.
+pub fn shm_create(_os_name: &str) -> io::Result<File> {
+    unsupported()
+}
+/// Unsupported on this target.
+pub fn shm_open_existing(_os_name: &str) -> io::Result<File> {
+    unsupported()
+}
+/// Unsupported on this target.
+pub fn shm_unlink(_os_name: &str) -> io::Result<()> {
+    unsupported()
+}
+/// Why a futex wait returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitOutcome {
+    /// Woken, interrupted, or the word no longer held the expected value.
+    Woken,
+    /// The timeout elapsed.
+    TimedOut,
+}
+/// Unsupported on this target.
+pub fn futex_wait(_: *const u32, _: u32, _: Option<Duration>) -> io::Result<WaitOutcome> {
+    unsupported()
+}
+/// No-op on this target.
+pub fn futex_wake(_: *const u32, _: u32) {}
+/// Always 1 on this target.
+pub fn gettid() -> u32 {
+    1
+}
+/// The process id of the caller.
+pub fn getpid() -> u32 {
+    std::process::id()
+}
+/// Always 0 on this target.
+pub fn start_tag(_id: u32) -> u32 {
+    0
+}
+/// Always true on this target.
+pub fn is_alive(_id: u32, _tag: u32) -> bool {
+    true
+}
+/// Unsupported on this target.
+pub fn at_fork_child(_child: extern "C" fn()) -> io::Result<()> {
+    unsupported()
+}

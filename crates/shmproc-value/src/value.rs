@@ -1,0 +1,182 @@
+//! `Value<T>`: one shared value with its own robust lock.
+
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::time::{Duration, Instant};
+
+use shmproc_shm::{Kind, SegmentError, Shareable};
+use shmproc_sync::{LockError, RawLock};
+
+use crate::region::{Region, ArrayGuard, Wait};
+use crate::AccessError;
+
+/// A `T` in shared memory guarded by a robust process-shared lock, like Python's
+/// `multiprocessing.Value`. Clones (and forked children) share the same value.
+///
+/// `get` and `set` each take the lock, so two processes doing `set(get()? + 1)` lose updates
+/// (the classic race) but never tear a value or cause undefined behaviour; hold
+/// [`lock`](Value::lock)'s guard for a read-modify-write.
+///
+/// # Examples
+/// ```
+/// use shmproc_value::Value;
+/// let balance = Value::new(400_i64)?;
+/// balance.set(balance.get()? + 100)?;   // two locked steps: racy across processes
+/// *balance.lock()? += 1;                // one locked step: exact
+/// assert_eq!(balance.get()?, 501);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # When a process dies
+/// If it dies holding the lock, the next `lock*` returns [`LockError::OwnerDied`] with the
+/// guard, and the next `get`/`set` returns [`AccessError::OwnerDied`] once.
+pub struct Value<T: Shareable> {
+    region: Region<T>,
+}
+
+impl<T: Shareable> Value<T> {
+    /// A new value in an anonymous segment, shared with children forked afterwards.
+    ///
+    /// # Errors
+    /// [`SegmentError::Io`] when the OS cannot provide the memory.
+    pub fn new(value: T) -> Result<Self, SegmentError> {
+        Ok(Value {
+            region: Region::create(None, Kind::Value, &[value])?,
+        })
+    }
+
+    /// A new named value any process of this user can [`open`](Value::open).
+    ///
+    /// # Errors
+    /// [`SegmentError::AlreadyExists`], [`SegmentError::InvalidName`], or OS errors.
+    pub fn create(name: &str, value: T) -> Result<Self, SegmentError> {
+        Ok(Value {
+            region: Region::create(Some(name), Kind::Value, &[value])?,
+        })
+    }
+
+    /// Opens a named value, checking it is a `Value` of exactly this `T`.
+    ///
+    /// # Errors
+    /// Any [`SegmentError`]: missing, another kind or type, corrupt, …
+    pub fn open(name: &str) -> Result<Self, SegmentError> {
+        let region = Region::open(name, Kind::Value)?;
+        if region.len() != 1 {
+            return Err(SegmentError::Corrupt {
+                name: name.to_owned(),
+                reason: "a Value must hold exactly one element".into(),
+            });
+        }
+        Ok(Value { region })
+    }
+
+    /// Reads the value under the lock.
+    ///
+    /// # Errors
+    /// [`AccessError::OwnerDied`] once after a holder died; [`AccessError::Deadlock`] if this
+    /// thread holds the lock through a guard.
+    pub fn get(&self) -> Result<T, AccessError> {
+        Ok(*self.lock()?)
+    }
+
+    /// Writes the value under the lock.
+    ///
+    /// # Errors
+    /// As [`get`](Value::get).
+    pub fn set(&self, value: T) -> Result<(), AccessError> {
+        *self.lock()? = value;
+        Ok(())
+    }
+
+    /// Locks the value; the guard derefs to `T`.
+    ///
+    /// # Errors
+    /// [`LockError::OwnerDied`] (holding the guard) if the previous holder died;
+    /// [`LockError::Deadlock`] if this thread holds it already.
+    pub fn lock(&self) -> Result<ValueGuard<'_, T>, LockError<ValueGuard<'_, T>>> {
+        self.acquire(Wait::Forever)
+    }
+
+    /// Locks the value if it is free right now.
+    ///
+    /// # Errors
+    /// [`LockError::WouldBlock`] if held; otherwise as [`lock`](Value::lock).
+    pub fn try_lock(&self) -> Result<ValueGuard<'_, T>, LockError<ValueGuard<'_, T>>> {
+        self.acquire(Wait::Never)
+    }
+
+    /// Locks the value, giving up after `timeout` with [`LockError::Timeout`].
+    ///
+    /// # Errors
+    /// As [`lock`](Value::lock), plus `Timeout`.
+    pub fn lock_timeout(
+        &self,
+        timeout: Duration,
+    ) -> Result<ValueGuard<'_, T>, LockError<ValueGuard<'_, T>>> {
+        self.acquire(Wait::Until(Instant::now() + timeout))
+    }
+
+    fn acquire(&self, wait: Wait) -> Result<ValueGuard<'_, T>, LockError<ValueGuard<'_, T>>> {
+        let wrap = |inner| ValueGuard { inner };
+        self.region.acquire(wait).map(wrap).map_err(|e| e.map(wrap))
+    }
+
+    /// The value's lock word (Python's `get_lock()`), e.g. to build a `Condition` on it.
+    pub fn raw_lock(&self) -> &RawLock {
+        self.region.lock()
+    }
+
+    /// The segment's name, `None` when anonymous.
+    pub fn name(&self) -> Option<&str> {
+        self.region.segment().name()
+    }
+
+    /// Keeps a named value after its creator is done.
+    pub fn persist(&self) {
+        self.region.segment().persist();
+    }
+}
+
+impl<T: Shareable> Clone for Value<T> {
+    fn clone(&self) -> Self {
+        Value {
+            region: self.region.clone(),
+        }
+    }
+}
+
+impl<T: Shareable + fmt::Debug> fmt::Debug for Value<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Value");
+        d.field("name", &self.name());
+        match self.try_lock() {
+            Ok(guard) => d.field("value", &*guard),
+            Err(_) => d.field("value", &format_args!("<locked>")),
+        };
+        d.finish()
+    }
+}
+
+/// Holds a [`Value`]'s lock; derefs to the value.
+pub struct ValueGuard<'a, T> {
+    inner: ArrayGuard<'a, T>,
+}
+
+impl<T> Deref for ValueGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.inner[0]
+    }
+}
+
+impl<T> DerefMut for ValueGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.inner[0]
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for ValueGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ValueGuard").field(&**self).finish()
+    }
+}
