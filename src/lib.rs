@@ -49,4 +49,5 @@ pub mod raw {
         SharedRef, Spec, TypeInfo,
     };
     pub use shmproc_sync::{RawGuard, LIVENESS_POLL};
+    pub use shmproc_shm::sys;
 }

@@ -1,0 +1,7 @@
+//! Library half of the `shmproc` command: the demos, the counter benchmark and the baseline
+//! locks, shared by the CLI, the examples, the integration tests and the criterion benches.
+
+pub mod baselines;
+pub mod counters;
+pub mod demos;
+pub mod fmt;
