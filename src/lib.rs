@@ -44,10 +44,10 @@ pub use shmproc_value::{AccessError, Array, ArrayGuard, Value, ValueGuard};
 
 /// Lower layers, for building new primitives and tools.
 pub mod raw {
+    pub use shmproc_shm::sys;
     pub use shmproc_shm::{
         clean, inspect, list, remove, AtomicShareable, HeaderSummary, Segment, SegmentInfo,
         SharedRef, Spec, TypeInfo,
     };
     pub use shmproc_sync::{RawGuard, LIVENESS_POLL};
-    pub use shmproc_shm::sys;
 }

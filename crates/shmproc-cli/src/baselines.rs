@@ -3,8 +3,8 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use shmproc::raw::AtomicShareable;
 use shmproc::raw::sys;
+use shmproc::raw::AtomicShareable;
 
 /// A lock that can guard a counter in the benchmarks.
 pub trait BenchLock {
@@ -55,7 +55,7 @@ impl PlainFutexMutex {
             std::hint::spin_loop();
         }
         while self.state.swap(2, Ordering::Acquire) != 0 {
-            let _ = sys::futex_wait(self.state.as_ptr(), 2, None);
+            let _ = sys::futex_wait(&self.state, 2, None);
         }
     }
 
@@ -63,7 +63,7 @@ impl PlainFutexMutex {
     #[inline]
     pub fn unlock(&self) {
         if self.state.swap(0, Ordering::Release) == 2 {
-            sys::futex_wake(self.state.as_ptr(), 1);
+            sys::futex_wake(&self.state, 1);
         }
     }
 }

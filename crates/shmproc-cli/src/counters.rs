@@ -2,6 +2,7 @@
 
 use std::io;
 use std::ptr::NonNull;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -101,7 +102,11 @@ impl Sample {
 pub fn measure(variant: Variant, procs: usize, iters: u64) -> io::Result<Sample> {
     let elapsed = match variant {
         Variant::Unlocked => run(procs, iters, UnlockedValue(Value::new(0)?))?,
-        Variant::Atomic => run(procs, iters, SharedRef::<AtomicU64>::new(raw_segment()?, 0)?)?,
+        Variant::Atomic => run(
+            procs,
+            iters,
+            SharedRef::<AtomicU64>::new(raw_segment()?, 0)?,
+        )?,
         Variant::ValueLock => run(procs, iters, LockedValue(Value::new(0)?))?,
         Variant::SeparateLock => run(procs, iters, SeparateLock(Lock::new()?, Value::new(0)?))?,
         Variant::RawLock => run(procs, iters, Guarded::<RawLock>::new()?)?,
@@ -110,7 +115,7 @@ pub fn measure(variant: Variant, procs: usize, iters: u64) -> io::Result<Sample>
         Variant::RawSync => {
             let lock = RawSyncMutex::new().map_err(io::Error::other)?;
             let counter = SharedRef::new(raw_segment()?, 0)?;
-            run(procs, iters, RawSyncCounter(Arc::new((lock, counter))))?
+            run(procs, iters, RawSyncCounter(Rc::new((lock, counter))))?
         }
         Variant::ParkingLotThreads => return Ok(measure_threads(procs, iters)),
     };
@@ -134,7 +139,10 @@ fn raw_segment() -> io::Result<Arc<Segment>> {
 
 /// Forks `procs` workers that each increment `counter` `iters` times, started together.
 /// Returns the time from the start signal until all have exited, and the final count.
-fn run<C: Counter>(procs: usize, iters: u64, counter: C) -> io::Result<(Duration, u64)> {
+///
+/// # Errors
+/// When a worker cannot be forked, does not start within 30 s, or fails.
+pub fn run<C: Counter>(procs: usize, iters: u64, counter: C) -> io::Result<(Duration, u64)> {
     let gate = SharedRef::<AtomicU32>::new(raw_segment()?, 0)?;
     let ready = SharedRef::<AtomicU32>::new(Arc::clone(gate.segment()), 64)?;
     let mut workers = Vec::with_capacity(procs);
@@ -243,8 +251,8 @@ fn locked_increment(lock: &impl BenchLock, counter: &AtomicU64) {
     lock.with(|| counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed));
 }
 
-/// A lock of type `L` at offset 0 of a segment and a counter at offset 64.
-struct Guarded<L> {
+/// A lock of type `L` at offset 0 of an anonymous segment and a counter at offset 128.
+pub struct Guarded<L> {
     lock: NonNull<L>,
     counter: SharedRef<AtomicU64>,
 }
@@ -262,7 +270,9 @@ impl<L> Clone for Guarded<L> {
 // that is Sync, so using it from whichever thread or process holds a clone is sound.
 unsafe impl<L: Sync> Send for Guarded<L> {}
 
-trait InitLock: Sized {
+/// Puts a lock into fresh shared memory.
+pub trait InitLock: Sized {
+    /// Initialises the lock at `place` (zeroed, aligned, mapped) and returns it.
     fn init(place: NonNull<Self>) -> NonNull<Self>;
 }
 impl InitLock for RawLock {
@@ -283,7 +293,11 @@ impl InitLock for RobustPthreadMutex {
 }
 
 impl<L: InitLock + Sync> Guarded<L> {
-    fn new() -> io::Result<Self> {
+    /// A new lock and counter in an anonymous segment.
+    ///
+    /// # Errors
+    /// When the segment cannot be created.
+    pub fn new() -> io::Result<Self> {
         let seg = raw_segment()?;
         let lock = L::init(seg.ptr::<L>(0, 1)?);
         Ok(Guarded {
@@ -304,7 +318,7 @@ impl<L: BenchLock + Sync + 'static> Counter for Guarded<L> {
 }
 
 #[derive(Clone)]
-struct RawSyncCounter(Arc<(RawSyncMutex, SharedRef<AtomicU64>)>);
+struct RawSyncCounter(Rc<(RawSyncMutex, SharedRef<AtomicU64>)>);
 // SAFETY: the handle only ever moves into a forked child (one thread, its own copy of the
 // address space); it never crosses threads within one process.
 unsafe impl Send for RawSyncCounter {}

@@ -28,7 +28,10 @@ const DEMOS: [(&str, &str); 3] = [
         "race",
         "deposit/withdraw processes lose updates with get-then-set",
     ),
-    ("locked", "the same under a lock: always exact, and what it costs"),
+    (
+        "locked",
+        "the same under a lock: always exact, and what it costs",
+    ),
 ];
 
 type CliResult = Result<(), Box<dyn std::error::Error>>;
@@ -112,8 +115,14 @@ const WITHDRAWALS: u64 = 100_000;
 
 fn bank_story(title: &str, outcome: &demos::BankOutcome) {
     println!("{title}");
-    println!("  expected balance: {:>12}", thousands(outcome.expected as u64));
-    println!("  actual balance:   {:>12}", thousands(outcome.actual as u64));
+    println!(
+        "  expected balance: {:>12}",
+        thousands(outcome.expected as u64)
+    );
+    println!(
+        "  actual balance:   {:>12}",
+        thousands(outcome.actual as u64)
+    );
     println!(
         "  lost updates:     {:>12}   ({:.0} ms)",
         thousands(outcome.lost()),
@@ -162,7 +171,10 @@ fn demo_locked() -> CliResult {
         unlocked.elapsed.as_secs_f64() * 1e3,
         thousands(unlocked.lost())
     );
-    for (name, o) in [("value lock", &with_value_lock), ("separate Lock", &with_lock)] {
+    for (name, o) in [
+        ("value lock", &with_value_lock),
+        ("separate Lock", &with_lock),
+    ] {
         println!(
             "  {name:<16}: {:>6.0} ms, {} lost",
             o.elapsed.as_secs_f64() * 1e3,
@@ -308,7 +320,8 @@ fn segments_inspect(name: &str) -> CliResult {
     println!("name:        {name}");
     println!(
         "kind:        {}",
-        h.kind.map_or_else(|| "unknown".to_owned(), |k| k.to_string())
+        h.kind
+            .map_or_else(|| "unknown".to_owned(), |k| k.to_string())
     );
     println!(
         "type:        {} (size {}, align {})",

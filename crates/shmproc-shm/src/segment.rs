@@ -11,9 +11,7 @@ use std::time::{Duration, Instant};
 
 use memmap2::{MmapOptions, MmapRaw};
 
-use crate::header::{
-    HeaderFields, RawHeader, FLAG_PERSIST, MAGIC, PAYLOAD_OFFSET, READY, VERSION,
-};
+use crate::header::{HeaderFields, RawHeader, FLAG_PERSIST, MAGIC, PAYLOAD_OFFSET, READY, VERSION};
 use crate::{sys, AtomicShareable, Kind, SegmentError, TypeInfo};
 
 /// How long `open` waits for a creator that is still initialising.

@@ -19,11 +19,13 @@ pub type LockGuard<'a> = RawGuard<'a>;
 /// ```
 /// use shmproc_sync::Lock;
 /// let lock = Lock::new()?;
-/// {
-///     let _guard = lock.acquire()?;       // released on drop
-///     assert!(lock.try_acquire().is_err()); // non-reentrant: fails, never deadlocks
-/// }
-/// assert!(lock.try_acquire().is_ok());
+/// let guard = lock.acquire().map_err(|e| e.without_guard())?; // released on drop
+/// let again = lock.try_acquire(); // non-reentrant: fails, never deadlocks
+/// assert!(again.is_err());
+/// drop((again, guard));
+/// let guard = lock.try_acquire();
+/// assert!(guard.is_ok());
+/// # drop(guard);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///

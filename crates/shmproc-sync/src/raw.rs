@@ -151,7 +151,7 @@ impl RawLock {
     pub unsafe fn unlock(&self) {
         let old = self.word.swap(0, Ordering::Release);
         if old & CONTENDED != 0 {
-            sys::futex_wake(self.futex_addr(), 1);
+            sys::futex_wake_low(&self.word, 1);
         }
     }
 
@@ -166,15 +166,6 @@ impl RawLock {
         RawGuard {
             lock: self,
             _not_send: PhantomData,
-        }
-    }
-
-    fn futex_addr(&self) -> *const u32 {
-        let base = self.word.as_ptr().cast::<u32>().cast_const();
-        if cfg!(target_endian = "little") {
-            base
-        } else {
-            base.wrapping_add(1)
         }
     }
 
@@ -235,7 +226,7 @@ impl RawLock {
             let outcome = if last_chance {
                 WaitOutcome::TimedOut
             } else {
-                sys::futex_wait(self.futex_addr(), expected as u32, Some(nap))
+                sys::futex_wait_low(&self.word, expected as u32, Some(nap))
                     .map_err(LockError::Io)?
             };
             if outcome == WaitOutcome::TimedOut {

@@ -6,12 +6,9 @@ use std::time::{Duration, Instant};
 use shmproc_shm::{Kind, SegmentError, Shareable};
 use shmproc_sync::{LockError, RawLock};
 
-use crate::region::{Region, Wait};
 pub use crate::region::ArrayGuard;
+use crate::region::{Region, Wait};
 use crate::AccessError;
-
-
-
 
 /// A fixed-length `[T]` in shared memory guarded by one robust lock, like Python's
 /// `multiprocessing.Array`. Clones (and forked children) share the same elements.

@@ -35,7 +35,10 @@ impl fmt::Display for AccessError {
                 "this thread holds the value's lock already: read or write through its guard",
             ),
             AccessError::OutOfBounds { index, len } => {
-                write!(f, "index {index} out of bounds for an array of length {len}")
+                write!(
+                    f,
+                    "index {index} out of bounds for an array of length {len}"
+                )
             }
             AccessError::Io(e) => write!(f, "lock wait failed: {e}"),
         }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use shmproc_shm::{Kind, SegmentError, Shareable};
 use shmproc_sync::{LockError, RawLock};
 
-use crate::region::{Region, ArrayGuard, Wait};
+use crate::region::{ArrayGuard, Region, Wait};
 use crate::AccessError;
 
 /// A `T` in shared memory guarded by a robust process-shared lock, like Python's

@@ -4,6 +4,7 @@ use std::ffi::CString;
 use std::fs::File;
 use std::io;
 use std::os::fd::FromRawFd;
+use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::time::Duration;
 
 /// Directory where POSIX named shared memory lives.
@@ -79,12 +80,48 @@ pub enum WaitOutcome {
     TimedOut,
 }
 
-/// Sleeps while the 32-bit word at `addr` equals `expected` (process-shared futex), at most
-/// `timeout` (monotonic clock) if given.
-///
-/// `addr` may be any address: the kernel validates it and reports `EFAULT` as an error.
+/// Sleeps while `word` equals `expected` (process-shared futex), at most `timeout` (monotonic
+/// clock) if given.
 pub fn futex_wait(
-    addr: *const u32,
+    word: &AtomicU32,
+    expected: u32,
+    timeout: Option<Duration>,
+) -> io::Result<WaitOutcome> {
+    futex_wait_at(word.as_ptr(), expected, timeout)
+}
+
+/// Like [`futex_wait`] on the low 32 bits of a 64-bit word (a futex is always 32 bits).
+pub fn futex_wait_low(
+    word: &AtomicU64,
+    expected: u32,
+    timeout: Option<Duration>,
+) -> io::Result<WaitOutcome> {
+    futex_wait_at(low_half(word), expected, timeout)
+}
+
+/// Wakes up to `n` waiters sleeping on `word` in any process.
+pub fn futex_wake(word: &AtomicU32, n: u32) {
+    futex_wake_at(word.as_ptr(), n);
+}
+
+/// Wakes up to `n` waiters sleeping on the low 32 bits of `word` (see [`futex_wait_low`]).
+pub fn futex_wake_low(word: &AtomicU64, n: u32) {
+    futex_wake_at(low_half(word), n);
+}
+
+fn low_half(word: &AtomicU64) -> *mut u32 {
+    let base = word.as_ptr().cast::<u32>();
+    if cfg!(target_endian = "little") {
+        base
+    } else {
+        base.wrapping_add(1)
+    }
+}
+
+/// `addr` comes from a reference to an atomic: valid, aligned, and only ever accessed
+/// atomically, so the kernel's read races with nothing.
+fn futex_wait_at(
+    addr: *mut u32,
     expected: u32,
     timeout: Option<Duration>,
 ) -> io::Result<WaitOutcome> {
@@ -119,8 +156,7 @@ pub fn futex_wait(
     }
 }
 
-/// Wakes up to `n` waiters sleeping on the word at `addr` in any process.
-pub fn futex_wake(addr: *const u32, n: u32) {
+fn futex_wake_at(addr: *mut u32, n: u32) {
     let n = n.min(i32::MAX as u32);
     // SAFETY: FUTEX_WAKE does not access user memory beyond validating `addr`. A failure (a bad
     // address) cannot wake anyone, so there is nothing useful to report.

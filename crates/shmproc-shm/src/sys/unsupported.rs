@@ -2,6 +2,7 @@
 
 use std::fs::File;
 use std::io;
+use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::time::Duration;
 
 /// Directory where POSIX named shared memory lives.
@@ -43,11 +44,17 @@ pub enum WaitOutcome {
     TimedOut,
 }
 /// Unsupported on this target.
-pub fn futex_wait(_: *const u32, _: u32, _: Option<Duration>) -> io::Result<WaitOutcome> {
+pub fn futex_wait(_: &AtomicU32, _: u32, _: Option<Duration>) -> io::Result<WaitOutcome> {
+    unsupported()
+}
+/// Unsupported on this target.
+pub fn futex_wait_low(_: &AtomicU64, _: u32, _: Option<Duration>) -> io::Result<WaitOutcome> {
     unsupported()
 }
 /// No-op on this target.
-pub fn futex_wake(_: *const u32, _: u32) {}
+pub fn futex_wake(_: &AtomicU32, _: u32) {}
+/// No-op on this target.
+pub fn futex_wake_low(_: &AtomicU64, _: u32) {}
 /// Always 1 on this target.
 pub fn gettid() -> u32 {
     1
