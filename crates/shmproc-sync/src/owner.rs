@@ -4,7 +4,7 @@
 //! a waiter tell a dead owner whose id was recycled from a live one (pid reuse).
 
 use std::cell::Cell;
-use std::sync::Once;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use shmproc_shm::sys;
 
@@ -15,7 +15,11 @@ thread_local! {
     static CACHED: Cell<u64> = const { Cell::new(0) };
 }
 
-static AT_FORK: Once = Once::new();
+/// Whether the after-fork hook is registered: 0 no, [`REGISTERED`] yes, otherwise the pid of the
+/// process registering it right now. Not a `Once`: a child forked while another thread was
+/// inside a `Once` would wait on it forever.
+static AT_FORK: AtomicU32 = AtomicU32::new(0);
+const REGISTERED: u32 = u32::MAX;
 
 extern "C" fn forget_after_fork() {
     // The child's only thread is a copy of the forking one: its cached id is the parent's.
@@ -34,16 +38,40 @@ pub(crate) fn current() -> u64 {
 
 #[cold]
 fn compute() -> u64 {
-    AT_FORK.call_once(|| {
-        // Without the hook a forked child would believe it is its parent; if registration
-        // fails (only on unsupported targets) there is no fork to worry about either.
-        let _ = sys::at_fork_child(forget_after_fork);
-    });
     let tid = u64::from(sys::gettid()) & TID_MASK;
     let tag = u64::from(sys::start_tag(tid as u32));
     let id = tid | (tag << 32);
-    CACHED.with(|c| c.set(id));
+    // Cache only once the hook that forgets the cache in a forked child is in place.
+    if hook_registered() {
+        CACHED.with(|c| c.set(id));
+    }
     id
+}
+
+fn hook_registered() -> bool {
+    let pid = sys::getpid();
+    let state = AT_FORK.load(Ordering::Acquire);
+    if state == REGISTERED {
+        return true;
+    }
+    if state == pid {
+        return false; // another thread of this process is registering it right now
+    }
+    // Nobody, or a registration orphaned by fork (its thread does not exist here): take over.
+    if AT_FORK
+        .compare_exchange(state, pid, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        return false;
+    }
+    if sys::at_fork_child(forget_after_fork).is_ok() {
+        AT_FORK.store(REGISTERED, Ordering::Release);
+        true
+    } else {
+        // Only unsupported targets fail here, and they cannot fork either.
+        AT_FORK.store(0, Ordering::Release);
+        false
+    }
 }
 
 /// Whether the owner encoded in `word` (identity bits only) still runs.
