@@ -18,7 +18,7 @@ use crate::AccessError;
 /// use shmproc_value::Array;
 /// let arr = Array::from_slice(&[1_i32, 2, 3])?;
 /// arr.set(0, 10)?;
-/// arr.lock()?[1] = 20;                 // guard derefs to [i32]
+/// arr.lock().unwrap()[1] = 20;         // guard derefs to [i32]
 /// assert_eq!(arr.to_vec()?, vec![10, 20, 3]);
 /// assert!(arr.get(3).is_err());         // out of bounds is an error, not a panic
 /// # Ok::<(), Box<dyn std::error::Error>>(())

@@ -5,7 +5,7 @@
 //! ```
 //! use shmproc_value::{Array, Value};
 //! let counter = Value::new(0_u64)?;
-//! *counter.lock()? += 1;
+//! *counter.lock().unwrap() += 1; // see `LockError` for handling a dead holder
 //! let arr = Array::<f64>::zeroed(4)?;
 //! arr.set(2, 1.5)?;
 //! assert_eq!((counter.get()?, arr.get(2)?), (1, 1.5));

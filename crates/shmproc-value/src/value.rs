@@ -22,7 +22,7 @@ use crate::AccessError;
 /// use shmproc_value::Value;
 /// let balance = Value::new(400_i64)?;
 /// balance.set(balance.get()? + 100)?;   // two locked steps: racy across processes
-/// *balance.lock()? += 1;                // one locked step: exact
+/// *balance.lock().unwrap() += 1;        // one locked step: exact
 /// assert_eq!(balance.get()?, 501);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
