@@ -23,9 +23,12 @@
 
 mod error;
 mod lock;
-mod owner;
+pub(crate) mod owner;
 mod raw;
+mod roster;
 
 pub use error::LockError;
 pub use lock::{Lock, LockGuard};
+pub use owner::{current_process as process_identity, is_alive as identity_alive};
 pub use raw::{RawGuard, RawLock, LIVENESS_POLL};
+pub use roster::{Roster, ROSTER_SLOTS};

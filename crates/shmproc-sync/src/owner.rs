@@ -4,7 +4,7 @@
 //! a waiter tell a dead owner whose id was recycled from a live one (pid reuse).
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use shmproc_shm::sys;
 
@@ -21,9 +21,28 @@ thread_local! {
 static AT_FORK: AtomicU32 = AtomicU32::new(0);
 const REGISTERED: u32 = u32::MAX;
 
+/// The calling process's identity (pid | start tag << 32), 0 until computed.
+static PROCESS: AtomicU64 = AtomicU64::new(0);
+
 extern "C" fn forget_after_fork() {
-    // The child's only thread is a copy of the forking one: its cached id is the parent's.
+    // The child's only thread is a copy of the forking one: its cached ids are the parent's.
     CACHED.with(|c| c.set(0));
+    PROCESS.store(0, Ordering::Relaxed);
+}
+
+/// The calling process's identity: its pid (low bits) and start-time tag (high 32 bits), the
+/// same encoding as a thread identity, so [`is_alive`] checks both.
+pub fn current_process() -> u64 {
+    let id = PROCESS.load(Ordering::Relaxed);
+    if id != 0 {
+        return id;
+    }
+    let pid = u64::from(sys::getpid()) & TID_MASK;
+    let id = pid | (u64::from(sys::start_tag(pid as u32)) << 32);
+    if hook_registered() {
+        PROCESS.store(id, Ordering::Relaxed);
+    }
+    id
 }
 
 /// The calling thread's owner identity (never 0).
@@ -74,8 +93,10 @@ fn hook_registered() -> bool {
     }
 }
 
-/// Whether the owner encoded in `word` (identity bits only) still runs.
-pub(crate) fn is_alive(word: u64) -> bool {
+/// Whether the thread or process encoded in `identity` still runs (a recycled id or a zombie
+/// counts as dead).
+pub fn is_alive(identity: u64) -> bool {
+    let word = identity;
     sys::is_alive((word & TID_MASK) as u32, (word >> 32) as u32)
 }
 
