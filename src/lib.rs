@@ -39,7 +39,10 @@
 
 pub use shmproc_process::{cpu_count, current_process, Process, ProcessInfo, PANIC_EXIT_CODE};
 pub use shmproc_shm::{Kind, SegmentError, Shareable};
-pub use shmproc_sync::{Lock, LockError, LockGuard, RawLock, Roster};
+pub use shmproc_sync::{
+    Barrier, BarrierWaitResult, BoundedSemaphore, Condition, ConditionGuard, Event, Lock,
+    LockError, LockGuard, RLock, RLockGuard, RawLock, Roster, Semaphore, SyncError,
+};
 pub use shmproc_value::{AccessError, Array, ArrayGuard, Value, ValueGuard};
 
 /// Lower layers, for building new primitives and tools.

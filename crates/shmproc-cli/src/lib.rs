@@ -5,3 +5,4 @@ pub mod baselines;
 pub mod counters;
 pub mod demos;
 pub mod fmt;
+pub mod pingpong;

@@ -42,9 +42,9 @@ unsafe impl<T: Shareable, const N: usize> Shareable for [T; N] {}
 /// change them: made only of atomics, so concurrent access is never a data race.
 ///
 /// # Safety
-/// Implementors must consist solely of atomic integers (possibly nested in `#[repr(C)]` structs
-/// with no padding), be valid for every bit pattern and for the all-zero pattern in particular,
-/// and contain no pointers.
+/// Implementors must consist solely of atomic integers (possibly nested in `#[repr(C)]` structs;
+/// padding is allowed but never read), be valid for every bit pattern and for the all-zero
+/// pattern in particular, and contain no pointers.
 pub unsafe trait AtomicShareable: Sync + 'static {}
 
 macro_rules! atomic_shareable {

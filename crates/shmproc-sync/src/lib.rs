@@ -21,14 +21,27 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod barrier;
+mod condition;
 mod error;
+mod event;
 mod lock;
 pub(crate) mod owner;
 mod raw;
+mod rlock;
 mod roster;
+mod semaphore;
+mod shared;
+mod wait;
 
+pub use barrier::{Barrier, BarrierWaitResult};
+pub use condition::{Condition, ConditionGuard};
 pub use error::LockError;
+pub use event::Event;
 pub use lock::{Lock, LockGuard};
 pub use owner::{current_process as process_identity, is_alive as identity_alive};
 pub use raw::{RawGuard, RawLock, LIVENESS_POLL};
+pub use rlock::{RLock, RLockGuard};
 pub use roster::{Roster, ROSTER_SLOTS};
+pub use semaphore::{BoundedSemaphore, Semaphore};
+pub use wait::SyncError;

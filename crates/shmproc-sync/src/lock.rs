@@ -119,6 +119,11 @@ impl Lock {
         self.raw.segment().persist();
     }
 
+    /// A shared handle to the raw lock word (keeps the segment mapped).
+    pub(crate) fn shared_raw(&self) -> SharedRef<RawLock> {
+        self.raw.clone()
+    }
+
     /// The raw lock word, for building other primitives on it.
     pub fn raw(&self) -> &RawLock {
         &self.raw

@@ -136,6 +136,11 @@ impl RawLock {
         self.word.load(Ordering::Relaxed) != 0
     }
 
+    /// Whether the calling thread holds the lock.
+    pub fn is_held_by_current_thread(&self) -> bool {
+        self.word.load(Ordering::Relaxed) & !CONTENDED == owner::current()
+    }
+
     /// The thread id of the current owner, if locked (a snapshot, for diagnostics).
     pub fn owner_tid(&self) -> Option<u32> {
         let w = self.word.load(Ordering::Relaxed);
