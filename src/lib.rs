@@ -32,6 +32,10 @@
 //! | `p.join()`, `p.join(timeout)` | [`p.join()`](Process::join), [`p.join_timeout(d)`](Process::join_timeout) |
 //! | `p.terminate()`, `p.kill()`, `p.is_alive()` | the same names on [`Process`] |
 //! | `cpu_count()`, `current_process()` | [`cpu_count()`], [`current_process()`] |
+//! | `RLock()`, `Semaphore(3)`, `BoundedSemaphore(3)` | [`RLock::new()`](RLock::new), [`Semaphore::new(3)`](Semaphore::new), [`BoundedSemaphore::new(3)`](BoundedSemaphore::new) |
+//! | `Event()`: `set`, `clear`, `is_set`, `wait(timeout)` | [`Event`]: the same names, [`wait_timeout`](Event::wait_timeout) |
+//! | `Condition()`: `wait`, `wait_for`, `notify`, `notify_all` | [`Condition`]: [`wait`](Condition::wait), [`wait_while`](Condition::wait_while), [`notify_one`](Condition::notify_one), [`notify_all`](Condition::notify_all) |
+//! | `Barrier(n)`: `wait`, `abort`, `reset` | [`Barrier`]: the same names; a dead participant breaks it instead of hanging |
 //! | a dead lock holder hangs everyone | [`LockError::OwnerDied`] for the next acquirer |
 //!
 //! Named segments ([`Value::create`] / [`Value::open`], likewise for the others) live in
