@@ -1,8 +1,10 @@
 //! # shmproc — Python's `multiprocessing`, for Rust
 //!
 //! Cross-process [`Value`], [`Array`] and [`Lock`] backed by validated shared-memory segments and
-//! robust process-shared locks, plus [`Process`] to start children. A process that dies holding
-//! a lock never hangs the others: they get [`LockError::OwnerDied`] and carry on.
+//! robust process-shared locks, plus [`Process`] to start children (forked, or spawned fresh to
+//! run a [`#[shmproc::entry]`](entry) function) and a [`Pool`] of worker processes. A process
+//! that dies holding a lock never hangs the others: they get [`LockError::OwnerDied`] and carry
+//! on; a pool worker that dies fails only its task.
 //!
 //! ```
 //! use shmproc::{Process, Value};
@@ -19,6 +21,30 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! Spawned processes and pools run registered entries; shared handles passed to them are shared,
+//! not copied:
+//!
+//! ```
+//! use shmproc::{Pool, Process, Value};
+//!
+//! #[shmproc::entry]
+//! fn deposit((balance, times): (Value<i64>, u32)) -> i64 {
+//!     for _ in 0..times {
+//!         *balance.lock().unwrap() += 1;
+//!     }
+//!     i64::from(times)
+//! }
+//!
+//! let balance = Value::new(400_i64)?;
+//! let child = Process::spawn(deposit, (balance.clone(), 100))?; // a fresh copy of this program
+//! assert_eq!(child.join_result()?, 100);
+//! let pool = Pool::new(2)?;
+//! let done = pool.map(deposit, (0..4).map(|_| (balance.clone(), 25)))?;
+//! assert_eq!(done, [25; 4]);
+//! assert_eq!(balance.get()?, 600);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! ## Coming from Python's `multiprocessing`
 //! | Python | shmproc |
 //! |---|---|
@@ -29,6 +55,11 @@
 //! | `Lock()`, `acquire()`, `release()` | [`Lock::new()`](Lock::new), [`acquire()`](Lock::acquire), drop the guard |
 //! | `lock.acquire(timeout=0.1)` | [`lock.acquire_timeout(Duration::from_millis(100))`](Lock::acquire_timeout) |
 //! | `Process(target=f).start()` | [`Process::fork(f)`](Process::fork) |
+//! | `Process(target=f, args=(x,))` with the spawn start method | `#[shmproc::entry] fn f(..)`, [`Process::spawn(f, x)`](Process::spawn), [`join_result()`](Process::join_result) |
+//! | `Pool(4).map(f, items)` | [`Pool::new(4)?.map(f, items)?`](Pool::map) (input order) |
+//! | `apply_async` / `executor.submit(f, x)`, `.result(timeout)` | [`pool.submit(f, x)?`](Pool::submit), [`task.wait_timeout(d)`](Task::wait_timeout), [`task.wait()`](Task::wait) |
+//! | `concurrent.futures.as_completed(fs)` | [`as_completed(tasks)`](as_completed) |
+//! | a killed pool worker hangs `Pool.map` | [`ProcessError::WorkerDied`] for its task; the worker is replaced |
 //! | `p.join()`, `p.join(timeout)` | [`p.join()`](Process::join), [`p.join_timeout(d)`](Process::join_timeout) |
 //! | `p.terminate()`, `p.kill()`, `p.is_alive()` | the same names on [`Process`] |
 //! | `cpu_count()`, `current_process()` | [`cpu_count()`], [`current_process()`] |
@@ -41,7 +72,11 @@
 //! Named segments ([`Value::create`] / [`Value::open`], likewise for the others) live in
 //! `/dev/shm/shmproc.NAME`; the `shmproc` CLI lists (`ls`) and removes stale ones (`clean`).
 
-pub use shmproc_process::{cpu_count, current_process, Process, ProcessInfo, PANIC_EXIT_CODE};
+pub use shmproc_macros::entry;
+pub use shmproc_process::{
+    as_completed, cpu_count, current_process, AsCompleted, Entry, Pool, Process, ProcessError,
+    ProcessInfo, Task, WorkerKind, PANIC_EXIT_CODE,
+};
 pub use shmproc_shm::{Kind, SegmentError, Shareable};
 pub use shmproc_sync::{
     Barrier, BarrierWaitResult, BoundedSemaphore, Condition, ConditionGuard, Event, Lock,
@@ -49,12 +84,18 @@ pub use shmproc_sync::{
 };
 pub use shmproc_value::{AccessError, Array, ArrayGuard, Value, ValueGuard};
 
+/// What `#[shmproc::entry]` expands to refers to; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use shmproc_process::__private::*;
+}
+
 /// Lower layers, for building new primitives and tools.
 pub mod raw {
     pub use shmproc_shm::sys;
     pub use shmproc_shm::{
-        clean, inspect, list, remove, AtomicShareable, HeaderSummary, Segment, SegmentInfo,
-        SharedRef, Spec, TypeInfo,
+        clean, collect_fds, inspect, list, remove, take_transfer_error, with_received_fds,
+        AtomicShareable, HeaderSummary, Segment, SegmentInfo, SharedRef, Spec, TypeInfo,
     };
     pub use shmproc_sync::{RawGuard, LIVENESS_POLL};
 }

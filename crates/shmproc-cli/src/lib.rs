@@ -6,3 +6,5 @@ pub mod counters;
 pub mod demos;
 pub mod fmt;
 pub mod pingpong;
+pub mod processes;
+pub mod spawn_demos;

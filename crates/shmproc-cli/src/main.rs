@@ -13,13 +13,14 @@ usage: shmproc <command>
   demo [NAME]                 run a classic multiprocessing demo (no NAME: list them)
   bench counters [--procs N] [--iters N] [--runs N] [--json]
                               processes incrementing one shared counter, every way
+  bench processes [--json]    fork/spawn start+join, pool round trip and map, with baselines
   ls                          list shmproc segments in /dev/shm
   clean                       remove segments whose creator died (unless persistent)
   inspect NAME                show a segment's header
   rm NAME                     remove a named segment
 ";
 
-const DEMOS: [(&str, &str); 3] = [
+const DEMOS: [(&str, &str); 5] = [
     (
         "unshared",
         "a plain variable changed in children stays 400 in the parent",
@@ -31,6 +32,14 @@ const DEMOS: [(&str, &str); 3] = [
     (
         "locked",
         "the same under a lock: always exact, and what it costs",
+    ),
+    (
+        "pool",
+        "Pool: ten 1 s tasks on cpu_count workers, as_completed, map, a timeout",
+    ),
+    (
+        "square-cube",
+        "calc_square and calc_cube in two spawned processes vs sequential",
     ),
 ];
 
@@ -54,6 +63,8 @@ fn main() -> ExitCode {
         }
         ["demo", name] => run_demo(name),
         ["bench", "counters", rest @ ..] => bench_counters(rest),
+        ["bench", "processes"] => bench_processes(false),
+        ["bench", "processes", "--json"] => bench_processes(true),
         ["ls"] => segments_ls(),
         ["clean"] => segments_clean(),
         ["inspect", name] => segments_inspect(name),
@@ -81,6 +92,8 @@ fn run_demo(name: &str) -> CliResult {
         "unshared" => demo_unshared(),
         "race" => demo_race(),
         "locked" => demo_locked(),
+        "pool" => shmproc_cli::spawn_demos::pool(),
+        "square-cube" => shmproc_cli::spawn_demos::square_cube(),
         "all" => {
             for (name, _) in DEMOS {
                 println!("=== demo {name} ===");
@@ -271,6 +284,12 @@ fn bench_counters(rest: &[&str]) -> CliResult {
             s.ops_per_sec() / reference
         );
     }
+    Ok(())
+}
+
+fn bench_processes(json: bool) -> CliResult {
+    let rows = shmproc_cli::processes::run(200, 5000, 100_000, 15)?;
+    print!("{}", shmproc_cli::processes::report(&rows, json));
     Ok(())
 }
 

@@ -6,9 +6,10 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 /// (not a Mutex) so a forked child never waits on a lock another thread held at fork time.
 static NAME: AtomicPtr<String> = AtomicPtr::new(std::ptr::null_mut());
 
-pub(crate) fn set_current_name(name: String) {
+#[allow(clippy::box_collection)] // a thin pointer, for the AtomicPtr
+pub(crate) fn set_current_name(name: Box<String>) {
     // Leaked on purpose: one small string per process, read for the process's lifetime.
-    NAME.store(Box::into_raw(Box::new(name)), Ordering::Release);
+    NAME.store(Box::into_raw(name), Ordering::Release);
 }
 
 /// Who the calling process is (Python's `multiprocessing.current_process()`).

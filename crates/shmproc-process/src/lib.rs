@@ -1,5 +1,7 @@
-//! Child processes for shmproc: [`Process::fork`] runs a closure in a forked child, with
-//! `join`, `join_timeout`, `terminate` and `kill`, like Python's `multiprocessing.Process`.
+//! Child processes for shmproc: [`Process::fork`] runs a closure in a forked child,
+//! [`Process::spawn`] runs a registered entry in a fresh copy of the program and returns its
+//! result, and [`Pool`] runs many tasks on a few worker processes — like Python's
+//! `multiprocessing.Process` and `Pool`.
 //!
 //! # Examples
 //! ```
@@ -15,8 +17,26 @@
 //! ```
 
 mod current;
+mod entry;
+mod error;
+mod pool;
 mod process;
+mod spawn;
 mod sys;
+mod transport;
+mod worker;
 
 pub use current::{cpu_count, current_process, ProcessInfo};
+pub use entry::Entry;
+pub use error::ProcessError;
+pub use pool::{as_completed, AsCompleted, Pool, Task, WorkerKind};
 pub use process::{Process, PANIC_EXIT_CODE};
+
+/// What `#[shmproc::entry]` expands to refers to; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::entry::{Registered, ENTRIES};
+    /// The marker a re-executed child looks for (benchmarks use it for a baseline).
+    pub use crate::worker::SPAWN_ENV;
+    pub use linkme;
+}

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::current::set_current_name;
 use crate::sys::{self, Forked};
+use crate::transport::Channel;
 
 /// Exit code of a forked child whose closure panicked (the same as a panicking Rust `main`).
 pub const PANIC_EXIT_CODE: i32 = 101;
@@ -38,7 +39,25 @@ pub struct Process<R = ()> {
     /// Set once the child has been reaped; also serialises reaping and signalling so a signal
     /// never reaches a recycled pid.
     status: Mutex<Option<ExitStatus>>,
+    /// Where a spawned child's result comes from.
+    pub(crate) result: Mutex<ResultLink>,
     _result: PhantomData<fn() -> R>,
+}
+
+/// The state of a process's result.
+#[derive(Debug)]
+pub(crate) enum ResultLink {
+    /// A forked process: its "result" is its exit status.
+    Forked,
+    /// A spawned child will send its result here.
+    Pending(Channel),
+    /// Already returned (or the child went away without one).
+    Taken,
+}
+
+/// `Process-N`, counting up in this process.
+pub(crate) fn next_name() -> String {
+    format!("Process-{}", NEXT_NUMBER.fetch_add(1, Ordering::Relaxed))
 }
 
 impl Process<()> {
@@ -55,8 +74,7 @@ impl Process<()> {
     /// # Errors
     /// The OS error if `fork` fails (e.g. too many processes).
     pub fn fork<F: FnOnce() + Send + 'static>(f: F) -> io::Result<Process> {
-        let number = NEXT_NUMBER.fetch_add(1, Ordering::Relaxed);
-        Process::fork_named(format!("Process-{number}"), f)
+        Process::fork_named(next_name(), f)
     }
 
     /// Like [`fork`](Process::fork) with a chosen name (see [`crate::current_process`]).
@@ -68,6 +86,9 @@ impl Process<()> {
         f: F,
     ) -> io::Result<Process> {
         let name = name.into();
+        // Boxed before the fork, so the child allocates nothing (each page it writes is a
+        // copy-on-write fault: a short-lived child should touch as little as possible).
+        let child_name = Box::new(name.clone());
         // Hold both stream locks across fork: buffered output is flushed once (not duplicated
         // in the child), and the child's copy of each lock is held by its own thread, not by a
         // thread that no longer exists there.
@@ -77,35 +98,45 @@ impl Process<()> {
         match sys::fork()? {
             Forked::Child => {
                 drop((out, err));
-                run_child(name, f)
+                run_child(child_name, f)
             }
             Forked::Parent(pid) => {
-                drop((out, err));
+                drop((out, err, child_name));
                 drop(f);
-                Ok(Process {
-                    pid,
-                    name,
-                    pidfd: sys::pidfd_open(pid),
-                    status: Mutex::new(None),
-                    _result: PhantomData,
-                })
+                Ok(Process::started(pid, name, ResultLink::Forked))
             }
         }
     }
 }
 
-fn run_child<F: FnOnce()>(name: String, f: F) -> ! {
+#[allow(clippy::box_collection)] // see `set_current_name`
+fn run_child<F: FnOnce()>(name: Box<String>, f: F) -> ! {
     set_current_name(name);
     let code = match catch_unwind(AssertUnwindSafe(f)) {
         Ok(()) => 0,
         Err(_) => PANIC_EXIT_CODE,
     };
-    let _ = io::stdout().flush();
-    let _ = io::stderr().flush();
+    let _ = io::stdout().flush(); // stderr is unbuffered
     sys::exit_now(code)
 }
 
 impl<R> Process<R> {
+    pub(crate) fn started(pid: u32, name: String, result: ResultLink) -> Process<R> {
+        Process {
+            pid,
+            name,
+            pidfd: sys::pidfd_open(pid),
+            status: Mutex::new(None),
+            result: Mutex::new(result),
+            _result: PhantomData,
+        }
+    }
+
+    /// The pidfd (readable once the child exited), if the kernel has them.
+    pub(crate) fn pidfd_raw(&self) -> Option<std::os::fd::RawFd> {
+        self.pidfd.as_ref().map(std::os::fd::AsRawFd::as_raw_fd)
+    }
+
     /// The child's process id.
     pub fn pid(&self) -> u32 {
         self.pid

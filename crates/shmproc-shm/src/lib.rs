@@ -27,6 +27,7 @@ mod segment;
 mod shareable;
 mod shared_ref;
 pub mod sys;
+mod transfer;
 
 pub use catalog::{clean, inspect, list, remove, HeaderSummary, SegmentInfo};
 pub use error::SegmentError;
@@ -34,3 +35,4 @@ pub use header::{Kind, TypeInfo, PAYLOAD_OFFSET};
 pub use segment::{validate_name, Segment, Spec, NAME_PREFIX};
 pub use shareable::{AtomicShareable, Shareable};
 pub use shared_ref::SharedRef;
+pub use transfer::{collect_fds, take_transfer_error, with_received_fds};

@@ -18,6 +18,8 @@ use crate::{sys, AtomicShareable, Kind, SegmentError, TypeInfo};
 const READY_WAIT: Duration = Duration::from_millis(500);
 /// Prefix of every named segment's file in `/dev/shm`.
 pub const NAME_PREFIX: &str = "shmproc.";
+/// How errors name an anonymous segment received from another process.
+pub(crate) const PASSED_LABEL: &str = "<passed anonymous segment>";
 
 /// What a new segment holds.
 #[derive(Debug, Clone, Copy)]
@@ -126,28 +128,7 @@ impl Segment {
     /// type has its own [`SegmentError`] variant; OS failures are [`SegmentError::Io`].
     pub fn open_named(name: &str, kind: Kind, elem: TypeInfo) -> Result<Segment, SegmentError> {
         let (seg, fields) = Segment::open_unchecked(name)?;
-        if fields.kind != kind as u32 {
-            return Err(SegmentError::WrongKind {
-                name: name.to_owned(),
-                expected: kind,
-                found: Kind::from_raw(fields.kind)
-                    .map_or_else(|| format!("kind #{}", fields.kind), |k| k.to_string()),
-            });
-        }
-        let found_type = (fields.type_name(), fields.elem_size, fields.elem_align);
-        let want_name = String::from_utf8_lossy(&elem.stored_name())
-            .trim_end_matches('\0')
-            .to_owned();
-        if found_type != (want_name, elem.size, elem.align) {
-            return Err(SegmentError::WrongType {
-                name: name.to_owned(),
-                expected: format!("{} (size {}, align {})", elem.name, elem.size, elem.align),
-                found: format!(
-                    "{} (size {}, align {})",
-                    found_type.0, found_type.1, found_type.2
-                ),
-            });
-        }
+        check_kind_and_type(name, &fields, kind, elem)?;
         Ok(seg)
     }
 
@@ -160,6 +141,16 @@ impl Segment {
             },
             _ => SegmentError::Io(e),
         })?;
+        Segment::open_file(file, Some(name))
+    }
+
+    /// Maps an existing segment file (named, or a memfd received from another process, labelled
+    /// `name` in errors) and validates its header, waiting briefly for an unfinished creator.
+    pub(crate) fn open_file(
+        file: File,
+        named: Option<&str>,
+    ) -> Result<(Segment, HeaderFields), SegmentError> {
+        let name = named.unwrap_or(PASSED_LABEL);
         let header_len = PAYLOAD_OFFSET as u64;
         let started = Instant::now();
         loop {
@@ -203,7 +194,7 @@ impl Segment {
             let seg = Segment {
                 map,
                 file,
-                name: Some(name.to_owned()),
+                name: named.map(str::to_owned),
                 creator_pid: None,
                 payload_len,
             };
@@ -319,6 +310,38 @@ impl Segment {
     pub(crate) fn is_persistent(&self) -> bool {
         header_of(&self.map).flags.load(Ordering::Relaxed) & FLAG_PERSIST != 0
     }
+}
+
+/// Checks that a validated header describes a `kind` segment of elements `elem`.
+pub(crate) fn check_kind_and_type(
+    name: &str,
+    fields: &HeaderFields,
+    kind: Kind,
+    elem: TypeInfo,
+) -> Result<(), SegmentError> {
+    if fields.kind != kind as u32 {
+        return Err(SegmentError::WrongKind {
+            name: name.to_owned(),
+            expected: kind,
+            found: Kind::from_raw(fields.kind)
+                .map_or_else(|| format!("kind #{}", fields.kind), |k| k.to_string()),
+        });
+    }
+    let found_type = (fields.type_name(), fields.elem_size, fields.elem_align);
+    let want_name = String::from_utf8_lossy(&elem.stored_name())
+        .trim_end_matches('\0')
+        .to_owned();
+    if found_type != (want_name, elem.size, elem.align) {
+        return Err(SegmentError::WrongType {
+            name: name.to_owned(),
+            expected: format!("{} (size {}, align {})", elem.name, elem.size, elem.align),
+            found: format!(
+                "{} (size {}, align {})",
+                found_type.0, found_type.1, found_type.2
+            ),
+        });
+    }
+    Ok(())
 }
 
 fn total_len(payload_len: usize) -> Result<u64, SegmentError> {

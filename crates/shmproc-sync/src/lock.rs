@@ -130,6 +130,22 @@ impl Lock {
     }
 }
 
+/// A `Lock` can be an argument or result of a spawned entry or Pool task: an anonymous one
+/// travels as a file descriptor (only there — elsewhere serializing it is an error), a named one
+/// by name.
+impl serde::Serialize for Lock {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.raw.segment().serialize_handle(serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Lock {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let seg = Segment::deserialize_handle(deserializer, Kind::Lock, TypeInfo::none())?;
+        Lock::from_segment(seg).map_err(serde::de::Error::custom)
+    }
+}
+
 impl fmt::Debug for Lock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Lock")

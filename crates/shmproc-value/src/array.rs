@@ -170,6 +170,22 @@ impl<T: Shareable> Array<T> {
     }
 }
 
+/// Passed like a [`Value`](crate::Value): by descriptor to spawned entries and Pool tasks when
+/// anonymous, by name when named.
+impl<T: Shareable> serde::Serialize for Array<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.region.segment().serialize_handle(serializer)
+    }
+}
+
+impl<'de, T: Shareable> serde::Deserialize<'de> for Array<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(Array {
+            region: Region::deserialize(deserializer, Kind::Array)?,
+        })
+    }
+}
+
 impl<T: Shareable> Clone for Array<T> {
     fn clone(&self) -> Self {
         Array {

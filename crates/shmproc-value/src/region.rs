@@ -76,6 +76,15 @@ impl<T: Shareable> Region<T> {
         Region::from_segment(Segment::open_named(name, kind, TypeInfo::of::<T>())?)
     }
 
+    /// Deserializes a handle written by [`Segment::serialize_handle`].
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        deserializer: D,
+        kind: Kind,
+    ) -> Result<Self, D::Error> {
+        let seg = Segment::deserialize_handle(deserializer, kind, TypeInfo::of::<T>())?;
+        Region::from_segment(seg).map_err(serde::de::Error::custom)
+    }
+
     fn from_segment(seg: Segment) -> Result<Self, SegmentError> {
         let bytes = seg.payload_len().saturating_sub(DATA_OFFSET);
         let len = bytes / std::mem::size_of::<T>().max(1);

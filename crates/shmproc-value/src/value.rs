@@ -60,10 +60,13 @@ impl<T: Shareable> Value<T> {
     /// # Errors
     /// Any [`SegmentError`]: missing, another kind or type, corrupt, …
     pub fn open(name: &str) -> Result<Self, SegmentError> {
-        let region = Region::open(name, Kind::Value)?;
+        Value::from_region(Region::open(name, Kind::Value)?)
+    }
+
+    fn from_region(region: Region<T>) -> Result<Self, SegmentError> {
         if region.len() != 1 {
             return Err(SegmentError::Corrupt {
-                name: name.to_owned(),
+                name: region.segment().name().unwrap_or("<anonymous>").to_owned(),
                 reason: "a Value must hold exactly one element".into(),
             });
         }
@@ -134,6 +137,22 @@ impl<T: Shareable> Value<T> {
     /// Keeps a named value after its creator is done.
     pub fn persist(&self) {
         self.region.segment().persist();
+    }
+}
+
+/// A `Value` can be an argument or result of a spawned entry or Pool task: an anonymous one
+/// travels as a file descriptor (only there — elsewhere serializing it is an error), a named one
+/// by name.
+impl<T: Shareable> serde::Serialize for Value<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.region.segment().serialize_handle(serializer)
+    }
+}
+
+impl<'de, T: Shareable> serde::Deserialize<'de> for Value<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let region = Region::deserialize(deserializer, Kind::Value)?;
+        Value::from_region(region).map_err(serde::de::Error::custom)
     }
 }
 

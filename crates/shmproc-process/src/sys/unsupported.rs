@@ -37,3 +37,55 @@ pub(crate) fn kill(_pid: u32, _signal: i32) -> io::Result<()> {
 }
 pub(crate) const SIGTERM: i32 = 15;
 pub(crate) const SIGKILL: i32 = 9;
+
+pub(crate) const CHILD_FD: std::os::fd::RawFd = 3;
+pub(crate) const MAX_FDS: usize = 64;
+pub(crate) fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
+    unsupported()
+}
+pub(crate) fn is_socket(_fd: std::os::fd::RawFd) -> bool {
+    false
+}
+/// # Safety
+/// Never called on this target (no child is ever spawned).
+pub(crate) unsafe fn own_fd(_fd: std::os::fd::RawFd) -> OwnedFd {
+    unreachable!("no spawned children on this target")
+}
+pub(crate) fn send_with_fds(
+    _fd: std::os::fd::BorrowedFd<'_>,
+    _buf: &[u8],
+    _fds: &[OwnedFd],
+) -> io::Result<usize> {
+    unsupported()
+}
+pub(crate) fn recv_with_fds(
+    _fd: std::os::fd::BorrowedFd<'_>,
+    _buf: &mut [u8],
+    _fds: &mut Vec<OwnedFd>,
+) -> io::Result<usize> {
+    unsupported()
+}
+pub(crate) fn poll_readable(
+    _fds: &[std::os::fd::RawFd],
+    _timeout: Option<Duration>,
+) -> io::Result<Vec<bool>> {
+    unsupported()
+}
+pub(crate) fn eventfd() -> io::Result<OwnedFd> {
+    unsupported()
+}
+pub(crate) fn eventfd_signal(_fd: std::os::fd::BorrowedFd<'_>) {}
+pub(crate) fn eventfd_drain(_fd: std::os::fd::BorrowedFd<'_>) {}
+pub(crate) fn spawn_self(
+    _channel: std::os::fd::BorrowedFd<'_>,
+    _env_key: &str,
+    _env_value: &str,
+) -> io::Result<u32> {
+    unsupported()
+}
+pub(crate) fn signal_name(_signal: i32) -> &'static str {
+    "unknown signal"
+}
+pub(crate) fn peek_eof(_fd: std::os::fd::BorrowedFd<'_>) -> bool {
+    true
+}

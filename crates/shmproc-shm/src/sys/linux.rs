@@ -45,6 +45,16 @@ pub fn seal_size(file: &File) -> io::Result<()> {
     Ok(())
 }
 
+/// The seal that forbids shrinking a memfd (see [`seals`]).
+pub const SEAL_SHRINK: i32 = libc::F_SEAL_SHRINK;
+
+/// The seals set on a memfd (`F_GET_SEALS`); an error for files that cannot be sealed.
+pub fn seals(file: &File) -> io::Result<i32> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: fcntl on a valid fd owned by `file`, no pointer arguments.
+    cvt(unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GET_SEALS) })
+}
+
 /// `shm_open(O_CREAT | O_EXCL | O_RDWR, 0600)`.
 pub fn shm_create(os_name: &str) -> io::Result<File> {
     shm_open(os_name, libc::O_CREAT | libc::O_EXCL | libc::O_RDWR)

@@ -23,6 +23,12 @@ pub fn memfd_create(_debug_name: &str, _len: u64) -> io::Result<File> {
 pub fn seal_size(_file: &File) -> io::Result<()> {
     unsupported()
 }
+/// The seal that forbids shrinking a memfd.
+pub const SEAL_SHRINK: i32 = 1;
+/// Unsupported on this target.
+pub fn seals(_file: &File) -> io::Result<i32> {
+    unsupported()
+}
 /// Unsupported on this target.
 pub fn shm_create(_os_name: &str) -> io::Result<File> {
     unsupported()

@@ -1,0 +1,242 @@
+//! `Task<R>`: the handle of a submitted Pool task, and `as_completed`.
+
+use std::marker::PhantomData;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+
+use super::manager::Shared;
+use crate::entry::decode_reply;
+use crate::sys;
+use crate::transport::Frame;
+use crate::ProcessError;
+
+/// Counts completed tasks in this process, so `as_completed` can sleep until one finishes.
+static COMPLETIONS: (Mutex<u64>, Condvar) = (Mutex::new(0), Condvar::new());
+
+/// Where a task's outcome lands (filled by the pool's manager thread).
+#[derive(Debug, Default)]
+pub(crate) struct Slot {
+    state: Mutex<SlotState>,
+    ready: Condvar,
+    /// The eventfd of a thread polling the worker's channel for this slot (see `Task::take`).
+    watcher: Mutex<Option<RawFd>>,
+}
+
+#[derive(Debug, Default)]
+enum SlotState {
+    #[default]
+    Waiting,
+    Done(Result<Frame, ProcessError>),
+    Taken,
+}
+
+impl Slot {
+    /// Stores the outcome (the first one wins) and wakes every waiter.
+    pub(crate) fn complete(&self, outcome: Result<Frame, ProcessError>) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if matches!(*state, SlotState::Waiting) {
+            *state = SlotState::Done(outcome);
+            self.ready.notify_all();
+            drop(state);
+            // Under the lock: a watcher that has unregistered is never signalled (its
+            // descriptor may be closed by then).
+            if let Some(fd) = *self.watcher.lock().unwrap_or_else(|e| e.into_inner()) {
+                // SAFETY: registered descriptors stay open until unregistered (see `watch`).
+                sys::eventfd_signal(unsafe { BorrowedFd::borrow_raw(fd) });
+            }
+            let mut count = COMPLETIONS.0.lock().unwrap_or_else(|e| e.into_inner());
+            *count += 1;
+            COMPLETIONS.1.notify_all();
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        !matches!(
+            *self.state.lock().unwrap_or_else(|e| e.into_inner()),
+            SlotState::Waiting
+        )
+    }
+
+    /// Takes the outcome if there is one (or says it was taken).
+    fn try_take(&self) -> Option<Result<Frame, ProcessError>> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        match std::mem::replace(&mut *state, SlotState::Taken) {
+            SlotState::Done(outcome) => Some(outcome),
+            SlotState::Taken => Some(Err(ProcessError::ResultTaken)),
+            SlotState::Waiting => {
+                *state = SlotState::Waiting;
+                None
+            }
+        }
+    }
+
+    /// Sleeps until the outcome is there or `nap` passed.
+    fn nap(&self, nap: Duration) {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if matches!(*state, SlotState::Waiting) {
+            let _ = self.ready.wait_timeout(state, nap);
+        }
+    }
+}
+
+thread_local! {
+    /// This thread's wake-up descriptor while it polls a worker's channel for a task.
+    static WAKE: Option<OwnedFd> = sys::eventfd().ok();
+}
+
+/// Longest sleep between checks while waiting (the manager wakes waiters sooner).
+const NAP: Duration = Duration::from_millis(50);
+
+/// A task submitted to a [`Pool`](crate::Pool) (like `concurrent.futures.Future`).
+///
+/// Dropping it does not cancel the task; its result is then discarded.
+#[derive(Debug)]
+pub struct Task<R> {
+    slot: Arc<Slot>,
+    pool: Weak<Shared>,
+    _result: PhantomData<fn() -> R>,
+}
+
+impl<R: DeserializeOwned> Task<R> {
+    pub(crate) fn new(slot: Arc<Slot>, pool: Weak<Shared>) -> Task<R> {
+        Task {
+            slot,
+            pool,
+            _result: PhantomData,
+        }
+    }
+
+    /// Whether the task has finished (successfully or not); `wait` then returns at once.
+    pub fn is_ready(&self) -> bool {
+        self.slot.is_done()
+    }
+
+    /// Waits for the task's result.
+    ///
+    /// # Errors
+    /// [`ProcessError::Panicked`] if the entry panicked, [`ProcessError::WorkerDied`] if its
+    /// worker died, [`ProcessError::ShutDown`] if the pool was terminated first,
+    /// [`ProcessError::ResultTaken`] if `wait_timeout` already returned it.
+    pub fn wait(self) -> Result<R, ProcessError> {
+        decode_reply(self.take(None)?)
+    }
+
+    /// Waits at most `timeout`; after [`ProcessError::Timeout`] the task can still be waited.
+    ///
+    /// # Errors
+    /// As [`wait`](Task::wait), plus `Timeout`.
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<R, ProcessError> {
+        decode_reply(self.take(Some(timeout))?)
+    }
+
+    /// Waits for the outcome. While the task runs, this thread watches its worker's channel and
+    /// takes the reply itself (one wake-up instead of two via the manager thread); otherwise it
+    /// sleeps until the manager completes the task.
+    fn take(&self, timeout: Option<Duration>) -> Result<Frame, ProcessError> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            if let Some(outcome) = self.slot.try_take() {
+                return outcome;
+            }
+            let nap = match deadline {
+                None => NAP,
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(ProcessError::Timeout);
+                    }
+                    left.min(NAP)
+                }
+            };
+            let pool = self.pool.upgrade();
+            let channel = pool
+                .as_ref()
+                .and_then(|p| p.lock().channel_running(&self.slot));
+            let wake = WAKE.with(|w| w.as_ref().map(AsRawFd::as_raw_fd));
+            match (pool, channel, wake) {
+                (Some(pool), Some(fd), Some(wake)) => {
+                    // Register first, then re-check: a completion either is seen by the check
+                    // or signals `wake` (the manager may take the reply and give the worker
+                    // other work, so the channel alone could stay quiet).
+                    *self.slot.watcher.lock().unwrap_or_else(|e| e.into_inner()) = Some(wake);
+                    let ready = if self.is_ready() {
+                        vec![false, true]
+                    } else {
+                        sys::poll_readable(&[fd, wake], Some(nap)).unwrap_or_default()
+                    };
+                    *self.slot.watcher.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                    if ready.get(1).copied().unwrap_or(false) {
+                        // SAFETY: this thread's own eventfd, open for the thread's lifetime.
+                        sys::eventfd_drain(unsafe { BorrowedFd::borrow_raw(wake) });
+                    }
+                    let readable = ready.first().copied().unwrap_or(false);
+                    if readable && !pool.lock().try_collect(&self.slot) {
+                        // Readable without a reply: the worker is dying; the manager reports it.
+                        self.slot.nap(nap);
+                    }
+                }
+                _ => self.slot.nap(nap),
+            }
+        }
+    }
+}
+
+/// Yields the results of `tasks` in the order they finish (like
+/// `concurrent.futures.as_completed`).
+///
+/// # Examples
+/// ```
+/// #[shmproc::entry]
+/// fn double(n: u32) -> u32 {
+///     n * 2
+/// }
+///
+/// let pool = shmproc::Pool::new(2)?;
+/// let tasks = (0..4).map(|n| pool.submit(double, n)).collect::<Result<Vec<_>, _>>()?;
+/// let mut results = shmproc::as_completed(tasks).collect::<Result<Vec<u32>, _>>()?;
+/// results.sort();
+/// assert_eq!(results, [0, 2, 4, 6]);
+/// # Ok::<(), shmproc::ProcessError>(())
+/// ```
+pub fn as_completed<R: DeserializeOwned>(tasks: Vec<Task<R>>) -> AsCompleted<R> {
+    AsCompleted { tasks }
+}
+
+/// The iterator of [`as_completed`].
+#[derive(Debug)]
+pub struct AsCompleted<R> {
+    tasks: Vec<Task<R>>,
+}
+
+impl<R: DeserializeOwned> Iterator for AsCompleted<R> {
+    type Item = Result<R, ProcessError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.tasks.is_empty() {
+            return None;
+        }
+        loop {
+            // Read the count before scanning: a completion after the scan changes it, so the
+            // wait below cannot miss it.
+            let seen = *COMPLETIONS.0.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(i) = self.tasks.iter().position(Task::is_ready) {
+                return Some(self.tasks.swap_remove(i).wait());
+            }
+            let count = COMPLETIONS.0.lock().unwrap_or_else(|e| e.into_inner());
+            if *count == seen {
+                // Bounded nap: robust even if a completion were somehow not counted.
+                let _ = COMPLETIONS
+                    .1
+                    .wait_timeout(count, Duration::from_millis(100))
+                    .unwrap_or_else(|e| e.into_inner());
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.tasks.len(), Some(self.tasks.len()))
+    }
+}

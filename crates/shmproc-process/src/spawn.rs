@@ -1,0 +1,139 @@
+//! `Process::spawn`: run a registered entry in a fresh copy of this program, and get its result.
+
+use std::io;
+use std::process::ExitStatus;
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+
+use crate::entry::{decode_reply, encode, Entry};
+use crate::process::{next_name, ResultLink};
+use crate::transport::{Channel, Frame};
+use crate::worker::{job_head, Op, DISPATCH, SPAWN_ENV};
+use crate::{sys, Process, ProcessError};
+
+/// Starts a fresh copy of this program (`/proc/self/exe`) that serves jobs on the returned
+/// channel (see `worker::serve`) and never runs `main`.
+pub(crate) fn start_child(name: &str) -> io::Result<(u32, Channel)> {
+    // Keep the before-main dispatcher linked into every program that can spawn.
+    std::hint::black_box(&DISPATCH);
+    let (ours, theirs) = Channel::pair()?;
+    let pid = sys::spawn_self(std::os::fd::AsFd::as_fd(&theirs), SPAWN_ENV, name)?;
+    Ok((pid, ours))
+}
+
+/// Sends a job; a child that is already gone is not an error here (its exit status tells why).
+pub(crate) fn send_job(channel: &Channel, op: Op, key: &str, arg: &Frame) -> io::Result<()> {
+    match channel.send(&[&job_head(op, key), &arg.bytes], &arg.fds) {
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+            ) =>
+        {
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+impl<R: DeserializeOwned> Process<R> {
+    /// Runs the registered entry `entry` with `arg` in a new process: a fresh copy of this
+    /// program, which runs the entry before its `main` would start, sends the result back and
+    /// exits. Works the same in binaries, examples, test and bench binaries; no setup code.
+    ///
+    /// Handles (`Value`, `Array`, `Lock`) in `arg` are shared with the child: anonymous ones
+    /// travel as file descriptors, named ones by name.
+    ///
+    /// # Examples
+    /// ```
+    /// #[shmproc::entry]
+    /// fn square(n: u64) -> u64 {
+    ///     n * n
+    /// }
+    ///
+    /// let p = shmproc::Process::spawn(square, 7)?; // Process<u64>
+    /// assert_eq!(p.join_result()?, 49);
+    /// # Ok::<(), shmproc::ProcessError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`ProcessError::Encode`] if `arg` cannot be serialized; [`ProcessError::Io`] if the OS
+    /// cannot start the process.
+    pub fn spawn<E: Entry<Ret = R>>(entry: E, arg: E::Arg) -> Result<Process<R>, ProcessError> {
+        let _ = entry;
+        let arg = encode(&arg).map_err(ProcessError::Encode)?;
+        let name = next_name();
+        let (pid, channel) = start_child(&name)?;
+        let process = Process::started(pid, name, ResultLink::Pending(channel));
+        if let ResultLink::Pending(channel) = &*process.result.lock().expect("fresh lock") {
+            send_job(channel, Op::Call, E::KEY, &arg)?;
+            send_job(channel, Op::Exit, "", &Frame::default())?;
+        }
+        Ok(process)
+    }
+
+    /// Waits for the entry's return value (Python's `join()` + the target's result).
+    ///
+    /// # Errors
+    /// [`ProcessError::Panicked`] with the panic message; [`ProcessError::Signaled`] (naming
+    /// the signal) or [`ProcessError::Exited`] if the child died without a result;
+    /// [`ProcessError::ResultTaken`] on a second call. A forked process gives `Ok` when it
+    /// exited with 0.
+    pub fn join_result(&self) -> Result<R, ProcessError> {
+        loop {
+            match self.join_result_timeout(Duration::from_secs(3600)) {
+                Err(ProcessError::Timeout) => continue,
+                other => return other,
+            }
+        }
+    }
+
+    /// Like [`join_result`](Process::join_result), waiting at most `timeout`; on
+    /// [`ProcessError::Timeout`] the result can still be waited for.
+    ///
+    /// # Errors
+    /// As `join_result`, plus `Timeout`.
+    pub fn join_result_timeout(&self, timeout: Duration) -> Result<R, ProcessError> {
+        let deadline = Instant::now() + timeout;
+        let left = || deadline.saturating_duration_since(Instant::now());
+        let mut link = self.result.lock().unwrap_or_else(|e| e.into_inner());
+        let reply = match &*link {
+            ResultLink::Taken => return Err(ProcessError::ResultTaken),
+            ResultLink::Forked => None,
+            ResultLink::Pending(channel) => match channel.recv(Some(left())) {
+                Ok(reply) => {
+                    *link = ResultLink::Taken;
+                    reply
+                }
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(ProcessError::Timeout),
+                Err(_) => {
+                    // A torn reply: the child died while sending.
+                    *link = ResultLink::Taken;
+                    None
+                }
+            },
+        };
+        drop(link);
+        if let Some(reply) = reply {
+            // The child exits right after replying; reap it so no zombie stays behind.
+            let _ = self.join_timeout(left());
+            return decode_reply(reply);
+        }
+        match self.join_timeout(left())? {
+            None => Err(ProcessError::Timeout),
+            Some(status) => result_of_exit(status),
+        }
+    }
+}
+
+/// The "result" of a process that sent none: `()` for a clean exit of a forked process.
+fn result_of_exit<R: DeserializeOwned>(status: ExitStatus) -> Result<R, ProcessError> {
+    if !status.success() {
+        return Err(ProcessError::from_status(status));
+    }
+    // Only `()` decodes from nothing: a forked process's result.
+    postcard::from_bytes(&[]).map_err(|_| {
+        ProcessError::Failed("the process exited without sending its result".to_owned())
+    })
+}

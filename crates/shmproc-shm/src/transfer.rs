@@ -1,0 +1,146 @@
+//! Passing segments to other processes inside serialized handles.
+//!
+//! A named segment travels as its name and is re-opened (and validated) on the other side. An
+//! anonymous segment has no name: it travels as a file descriptor. While a handle is serialized
+//! inside [`collect_fds`] (what `Process::spawn` and `Pool` do), the segment's memfd is
+//! duplicated into the collector and only its index is written; the receiver runs
+//! [`with_received_fds`] with the descriptors that came along (inherited or `SCM_RIGHTS`) and
+//! maps them again, validating the header. Serializing an anonymous handle anywhere else is an
+//! error, never a handle that silently points nowhere.
+
+use std::cell::RefCell;
+use std::fs::File;
+use std::os::fd::OwnedFd;
+
+use serde::de::Error as _;
+use serde::ser::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::segment::{check_kind_and_type, PASSED_LABEL};
+use crate::{sys, Kind, Segment, SegmentError, TypeInfo};
+
+thread_local! {
+    static OUTGOING: RefCell<Option<Vec<OwnedFd>>> = const { RefCell::new(None) };
+    static INCOMING: RefCell<Option<Vec<OwnedFd>>> = const { RefCell::new(None) };
+    static LAST_ERROR: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// The message of the last handle (de)serialization error on this thread, taken. Formats such
+/// as postcard drop custom error messages; call this after one fails to get ours back.
+pub fn take_transfer_error() -> Option<String> {
+    LAST_ERROR.with(|e| e.borrow_mut().take())
+}
+
+fn remember(message: String) -> String {
+    LAST_ERROR.with(|e| *e.borrow_mut() = Some(message.clone()));
+    message
+}
+
+/// What is written for a segment inside a serialized handle.
+#[derive(Serialize, Deserialize)]
+enum Wire {
+    /// A named segment: open it by name.
+    Named(String),
+    /// An anonymous segment: descriptor number `.0` of those sent along.
+    Passed(u32),
+}
+
+const NOT_PASSABLE: &str = "an anonymous shared segment (made by `new`) can only be passed as an \
+     argument or result of Process::spawn or a Pool task; to share it with an unrelated process, \
+     create it by name (`create(name, ..)`) and pass that";
+
+/// Runs `f` (which serializes handles) with a descriptor collector installed on this thread, and
+/// returns its result with the descriptors of the anonymous segments it serialized, in index
+/// order. Nested calls get their own collector.
+pub fn collect_fds<R>(f: impl FnOnce() -> R) -> (R, Vec<OwnedFd>) {
+    let outer = OUTGOING.with(|c| c.replace(Some(Vec::new())));
+    let result = f();
+    let fds = OUTGOING.with(|c| c.replace(outer)).unwrap_or_default();
+    (result, fds)
+}
+
+/// Runs `f` (which deserializes handles) with `fds` — the descriptors sent along by the peer's
+/// [`collect_fds`] — available to the handles; they are closed afterwards (each handle keeps
+/// its own duplicate).
+pub fn with_received_fds<R>(fds: Vec<OwnedFd>, f: impl FnOnce() -> R) -> R {
+    let outer = INCOMING.with(|c| c.replace(Some(fds)));
+    let result = f();
+    INCOMING.with(|c| c.replace(outer));
+    result
+}
+
+impl Segment {
+    /// Serializes a handle to this segment: its name, or (inside [`collect_fds`]) the index of
+    /// its descriptor.
+    ///
+    /// # Errors
+    /// An anonymous segment outside [`collect_fds`], or an OS error duplicating its descriptor.
+    pub fn serialize_handle<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if let Some(name) = self.name() {
+            return Wire::Named(name.to_owned()).serialize(serializer);
+        }
+        let fd = self.file().try_clone().map_err(S::Error::custom)?;
+        let index = OUTGOING.with(|c| {
+            c.borrow_mut().as_mut().map(|fds| {
+                fds.push(OwnedFd::from(fd));
+                fds.len() - 1
+            })
+        });
+        match index {
+            Some(i) => Wire::Passed(i as u32).serialize(serializer),
+            None => Err(S::Error::custom(remember(NOT_PASSABLE.to_owned()))),
+        }
+    }
+
+    /// Deserializes what [`serialize_handle`](Segment::serialize_handle) wrote, opening the
+    /// segment by name or from a received descriptor, and checks its kind and element type.
+    ///
+    /// # Errors
+    /// Any [`SegmentError`] of opening it, or a descriptor index that was not sent along.
+    pub fn deserialize_handle<'de, D: Deserializer<'de>>(
+        deserializer: D,
+        kind: Kind,
+        elem: TypeInfo,
+    ) -> Result<Segment, D::Error> {
+        match Wire::deserialize(deserializer)? {
+            Wire::Named(name) => Segment::open_named(&name, kind, elem)
+                .map_err(|e| D::Error::custom(remember(e.to_string()))),
+            Wire::Passed(index) => {
+                let file = INCOMING
+                    .with(|c| {
+                        let fds = c.borrow();
+                        let fd = fds.as_ref()?.get(index as usize)?;
+                        Some(fd.try_clone().map(File::from))
+                    })
+                    .ok_or_else(|| {
+                        D::Error::custom(remember(format!(
+                            "anonymous segment #{index} was not passed along: anonymous handles \
+                             can only be received by a spawned process or Pool task"
+                        )))
+                    })?
+                    .map_err(D::Error::custom)?;
+                Segment::open_fd(file, kind, elem)
+                    .map_err(|e| D::Error::custom(remember(e.to_string())))
+            }
+        }
+    }
+
+    /// Maps an anonymous segment from a descriptor received from another process: it must be a
+    /// size-sealed memfd (so no peer can shrink it under the mapping), and its header, kind and
+    /// element type are validated as [`open_named`](Segment::open_named) does.
+    ///
+    /// # Errors
+    /// [`SegmentError::Corrupt`] for an unsealed file, or any error of header validation.
+    pub fn open_fd(file: File, kind: Kind, elem: TypeInfo) -> Result<Segment, SegmentError> {
+        let sealed = sys::seals(&file).is_ok_and(|s| s & sys::SEAL_SHRINK != 0);
+        if !sealed {
+            return Err(SegmentError::Corrupt {
+                name: PASSED_LABEL.to_owned(),
+                reason: "not a size-sealed memfd".to_owned(),
+            });
+        }
+        let (seg, fields) = Segment::open_file(file, None)?;
+        check_kind_and_type(PASSED_LABEL, &fields, kind, elem)?;
+        Ok(seg)
+    }
+}
