@@ -33,6 +33,11 @@ unsafe impl AtomicShareable for State {}
 
 const TYPE_NAME: &str = "shmproc::Barrier";
 
+impl shared::State for State {
+    const KIND: Kind = Kind::Barrier;
+    const TYPE_NAME: &'static str = TYPE_NAME;
+}
+
 /// What [`Barrier::wait`] tells each participant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BarrierWaitResult {
@@ -261,6 +266,8 @@ impl Barrier {
         self.state.segment().name()
     }
 }
+
+shared::serde_via_state!(Barrier, Barrier::from);
 
 impl fmt::Debug for Barrier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -38,6 +38,11 @@ unsafe impl AtomicShareable for State {}
 unsafe impl AtomicShareable for Words {}
 
 const TYPE_NAME: &str = "shmproc::Condition";
+
+impl shared::State for State {
+    const KIND: Kind = Kind::Condition;
+    const TYPE_NAME: &'static str = TYPE_NAME;
+}
 /// Spins of a waiter before it sleeps.
 const SPINS: u32 = 100;
 
@@ -66,10 +71,12 @@ const SPINS: u32 = 100;
 /// cannot be detected by the condition: use the `_timeout` forms if that can happen.
 #[derive(Clone)]
 pub struct Condition {
+    state: SharedRef<State>,
     lock: SharedRef<RawLock>,
     words: SharedRef<Words>,
-    /// Whether `lock` is the condition's own (then every holder has a [`ConditionGuard`]).
-    own_lock: bool,
+    /// The `Lock` it was built over; `None` when it uses its own (then every holder has a
+    /// [`ConditionGuard`]).
+    external: Option<Lock>,
 }
 
 impl Condition {
@@ -122,7 +129,8 @@ impl Condition {
                 None => SharedRef::new(Arc::clone(&seg), offset_of!(State, lock))?,
             },
             words: SharedRef::new(seg, offset_of!(State, words))?,
-            own_lock: lock.is_none(),
+            external: lock.cloned(),
+            state,
         })
     }
 
@@ -315,7 +323,7 @@ impl Condition {
         if words.sleepers.load(Ordering::SeqCst) == 0 {
             return Ok(());
         }
-        if self.own_lock && self.lock.is_held_by_current_thread() {
+        if self.external.is_none() && self.lock.is_held_by_current_thread() {
             // Waking now would only make the waiter sleep again on the lock we hold.
             let owed = words.pending.load(Ordering::Relaxed);
             words
@@ -330,6 +338,25 @@ impl Condition {
     /// The segment's name, `None` when anonymous.
     pub fn name(&self) -> Option<&str> {
         self.words.segment().name()
+    }
+}
+
+/// A condition travels as its segment plus, when built over a given `Lock`, that lock (see
+/// [`Lock`]'s serde notes).
+impl serde::Serialize for Condition {
+    fn serialize<Z: serde::Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
+        serde::Serialize::serialize(
+            &(shared::Handle(self.state.clone()), &self.external),
+            serializer,
+        )
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Condition {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let (handle, external): (shared::Handle<State>, Option<Lock>) =
+            serde::Deserialize::deserialize(deserializer)?;
+        Condition::from_state(handle.0, external.as_ref()).map_err(serde::de::Error::custom)
     }
 }
 

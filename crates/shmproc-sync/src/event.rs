@@ -23,6 +23,11 @@ unsafe impl AtomicShareable for State {}
 
 const TYPE_NAME: &str = "shmproc::Event";
 
+impl shared::State for State {
+    const KIND: Kind = Kind::Event;
+    const TYPE_NAME: &'static str = TYPE_NAME;
+}
+
 /// A process-shared event flag (Python's `multiprocessing.Event`): `wait` blocks until some
 /// process calls `set`.
 ///
@@ -133,6 +138,8 @@ impl Event {
         self.state.segment().name()
     }
 }
+
+shared::serde_via_state!(Event, |state| Event { state });
 
 impl fmt::Debug for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -23,6 +23,11 @@ unsafe impl AtomicShareable for State {}
 
 const TYPE_NAME: &str = "shmproc::RLock";
 
+impl shared::State for State {
+    const KIND: Kind = Kind::RLock;
+    const TYPE_NAME: &'static str = TYPE_NAME;
+}
+
 /// A re-entrant process-shared lock (Python's `multiprocessing.RLock`): the thread holding it
 /// may acquire it again; it is released when every guard is dropped.
 ///
@@ -170,6 +175,8 @@ impl RLock {
         self.state.segment().name()
     }
 }
+
+shared::serde_via_state!(RLock, |state| RLock { state });
 
 impl fmt::Debug for RLock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

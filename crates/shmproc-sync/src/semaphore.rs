@@ -26,6 +26,11 @@ unsafe impl AtomicShareable for State {}
 
 const TYPE_NAME: &str = "shmproc::Semaphore";
 
+impl shared::State for State {
+    const KIND: Kind = Kind::Semaphore;
+    const TYPE_NAME: &'static str = TYPE_NAME;
+}
+
 /// A process-shared counting semaphore (Python's `multiprocessing.Semaphore`).
 ///
 /// # Examples
@@ -164,6 +169,8 @@ impl Semaphore {
     }
 }
 
+shared::serde_via_state!(Semaphore, |state| Semaphore { state });
+
 impl fmt::Debug for Semaphore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Semaphore")
@@ -186,7 +193,8 @@ impl fmt::Debug for Semaphore {
 /// assert!(sem.release().is_err()); // beyond the initial value
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct BoundedSemaphore {
     inner: Semaphore,
 }
