@@ -1,10 +1,11 @@
 //! # shmproc — Python's `multiprocessing`, for Rust
 //!
 //! Cross-process [`Value`], [`Array`] and [`Lock`] backed by validated shared-memory segments and
-//! robust process-shared locks, plus [`Process`] to start children (forked, or spawned fresh to
-//! run a [`#[shmproc::entry]`](entry) function) and a [`Pool`] of worker processes. A process
-//! that dies holding a lock never hangs the others: they get [`LockError::OwnerDied`] and carry
-//! on; a pool worker that dies fails only its task.
+//! robust process-shared locks, [`Queue`] and [`Pipe`] over shared-memory rings, plus [`Process`]
+//! to start children (forked, or spawned fresh to run a [`#[shmproc::entry]`](entry) function)
+//! and a [`Pool`] of worker processes. A process that dies holding a lock never hangs the
+//! others: they get [`LockError::OwnerDied`] and carry on; a pool worker that dies fails only
+//! its task; a pipe whose peer dies reports it instead of blocking.
 //!
 //! ```
 //! use shmproc::{Process, Value};
@@ -67,11 +68,17 @@
 //! | `Event()`: `set`, `clear`, `is_set`, `wait(timeout)` | [`Event`]: the same names, [`wait_timeout`](Event::wait_timeout) |
 //! | `Condition()`: `wait`, `wait_for`, `notify`, `notify_all` | [`Condition`]: [`wait`](Condition::wait), [`wait_while`](Condition::wait_while), [`notify_one`](Condition::notify_one), [`notify_all`](Condition::notify_all) |
 //! | `Barrier(n)`: `wait`, `abort`, `reset` | [`Barrier`]: the same names; a dead participant breaks it instead of hanging |
+//! | `Queue()`, `q.put(x)`, `q.get(timeout=1)` | [`Queue::new()`](Queue::new), [`q.put(&x)?`](Queue::put), [`q.get_timeout(d)?`](Queue::get_timeout) |
+//! | `q.close()`, `q.qsize()`, `q.empty()` | [`q.close()`](Queue::close), [`q.len()`](Queue::len), [`q.is_empty()`](Queue::is_empty) |
+//! | `a, b = Pipe()`, `a.send(x)`, `b.recv()`, `b.poll(t)` | [`Pipe::duplex()`](Pipe::duplex), [`a.send(&x)?`](Connection::send), [`b.recv()?`](Connection::recv), [`b.poll(d)?`](Connection::poll) |
+//! | `Pipe(duplex=False)` | [`Pipe::simplex()`](Pipe::simplex) → ([`Sender`], [`Receiver`]) |
 //! | a dead lock holder hangs everyone | [`LockError::OwnerDied`] for the next acquirer |
+//! | `EOFError` from `recv` once the other end is closed | [`RecvError::Disconnected`], or [`RecvError::PeerDied`] if it was killed |
 //!
 //! Named segments ([`Value::create`] / [`Value::open`], likewise for the others) live in
 //! `/dev/shm/shmproc.NAME`; the `shmproc` CLI lists (`ls`) and removes stale ones (`clean`).
 
+pub use shmproc_channel::{Connection, Pipe, Queue, Receiver, RecvError, SendError, Sender};
 pub use shmproc_macros::entry;
 pub use shmproc_process::{
     as_completed, cpu_count, current_process, AsCompleted, Entry, Pool, Process, ProcessError,

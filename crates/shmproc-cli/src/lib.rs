@@ -2,6 +2,9 @@
 //! locks, shared by the CLI, the examples, the integration tests and the criterion benches.
 
 pub mod baselines;
+pub mod channel_baselines;
+pub mod channel_demos;
+pub mod channels;
 pub mod counters;
 pub mod demos;
 pub mod fmt;

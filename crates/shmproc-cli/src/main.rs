@@ -1,5 +1,7 @@
 //! `shmproc`: the classic multiprocessing demos, benchmarks and segment tools.
 
+mod channel_cli;
+
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
@@ -14,13 +16,15 @@ usage: shmproc <command>
   bench counters [--procs N] [--iters N] [--runs N] [--json]
                               processes incrementing one shared counter, every way
   bench processes [--json]    fork/spawn start+join, pool round trip and map, with baselines
+  bench channels [--json]     Queue/Pipe throughput and latency vs pipe(2), sockets,
+                              ipc-channel, crossbeam and raw futex ping-pong
   ls                          list shmproc segments in /dev/shm
   clean                       remove segments whose creator died (unless persistent)
   inspect NAME                show a segment's header
   rm NAME                     remove a named segment
 ";
 
-const DEMOS: [(&str, &str); 5] = [
+const DEMOS: [(&str, &str); 7] = [
     (
         "unshared",
         "a plain variable changed in children stays 400 in the parent",
@@ -40,6 +44,14 @@ const DEMOS: [(&str, &str); 5] = [
     (
         "square-cube",
         "calc_square and calc_cube in two spawned processes vs sequential",
+    ),
+    (
+        "queue",
+        "a child puts squares on a Queue, the parent drains them; throughput",
+    ),
+    (
+        "pipe",
+        "parent and child talk over a duplex Pipe; round-trip latency",
     ),
 ];
 
@@ -65,6 +77,7 @@ fn main() -> ExitCode {
         ["bench", "counters", rest @ ..] => bench_counters(rest),
         ["bench", "processes"] => bench_processes(false),
         ["bench", "processes", "--json"] => bench_processes(true),
+        ["bench", "channels", rest @ ..] => channel_cli::bench_channels(rest),
         ["ls"] => segments_ls(),
         ["clean"] => segments_clean(),
         ["inspect", name] => segments_inspect(name),
@@ -94,6 +107,8 @@ fn run_demo(name: &str) -> CliResult {
         "locked" => demo_locked(),
         "pool" => shmproc_cli::spawn_demos::pool(),
         "square-cube" => shmproc_cli::spawn_demos::square_cube(),
+        "queue" => channel_cli::demo_queue(),
+        "pipe" => channel_cli::demo_pipe(),
         "all" => {
             for (name, _) in DEMOS {
                 println!("=== demo {name} ===");

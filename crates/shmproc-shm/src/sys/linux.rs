@@ -258,3 +258,20 @@ pub fn at_fork_child(child: extern "C" fn()) -> io::Result<()> {
         Err(io::Error::from_raw_os_error(r))
     }
 }
+
+/// Registers handlers that run around every `fork()` (libc's `pthread_atfork`): `prepare` in the
+/// parent before it forks, `parent` in the parent afterwards (also when `fork` failed), `child`
+/// in the new child.
+pub fn at_fork(
+    prepare: extern "C" fn(),
+    parent: extern "C" fn(),
+    child: extern "C" fn(),
+) -> io::Result<()> {
+    // SAFETY: registering handlers that are valid `extern "C" fn`s for the program's lifetime.
+    let r = unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(r))
+    }
+}

@@ -81,3 +81,12 @@ pub fn is_alive(_id: u32, _tag: u32) -> bool {
 pub fn at_fork_child(_child: extern "C" fn()) -> io::Result<()> {
     unsupported()
 }
+
+/// Registers handlers around `fork()`: unsupported on this platform.
+pub fn at_fork(
+    _prepare: extern "C" fn(),
+    _parent: extern "C" fn(),
+    _child: extern "C" fn(),
+) -> io::Result<()> {
+    unsupported()
+}

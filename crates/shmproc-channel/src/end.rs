@@ -1,0 +1,258 @@
+//! Who holds a pipe end, so the other end can tell when it is gone.
+//!
+//! Each end has, in shared memory, two [`Roster`]s and a `closed` flag:
+//! - `holders`: processes that created/opened the end or have sent/received through it;
+//! - `inherited`: forked children that got a copy of the end and have not used it yet.
+//!
+//! In each process, all clones of a handle share one [`EndLocal`]. When the last one is
+//! dropped the process leaves both rosters; if then nobody alive holds or inherited the end and
+//! no holder died, it sets `closed` and wakes the other side. A holder that dies stays listed.
+//!
+//! The other side considers the end **gone** when it is `closed`, or when no live process is
+//! in either roster (itself excepted in `inherited`) and someone ever held it: then
+//! `PeerDied` if a holder died without leaving, else `Disconnected`. An end nobody has opened
+//! yet (a named pipe before `open`) is not gone.
+//!
+//! # Fork
+//! A forked child gets a copy of every end its parent held, like inherited file descriptors.
+//! An `at_fork` child handler lists the child in `inherited` before `fork` returns in the
+//! parent (the parent's handler waits, bounded, for that), so the parent dropping a handle it
+//! moved into the child's closure never looks like "peer gone". The child's first send/receive
+//! through an end moves it to `holders`. A child that never uses its copy delays the verdict
+//! only while it runs — and never for itself: a child blocked on its end sees the parent drop
+//! the other end even though it inherited a copy of that one too.
+
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use shmproc_shm::{sys, AtomicShareable, SharedRef};
+use shmproc_sync::Roster;
+
+use crate::error::Stop;
+use crate::ring::Ring;
+
+/// How long a parent's fork waits for the child to join the rosters of inherited ends.
+const FORK_JOIN_WAIT: Duration = Duration::from_millis(200);
+
+/// One end's shared state.
+#[repr(C, align(64))]
+#[derive(Debug, Default)]
+pub(crate) struct EndState {
+    holders: Roster,
+    inherited: Roster,
+    /// Set by the last holder to leave when nobody else has it.
+    closed: AtomicU32,
+    /// Set once anyone has held the end.
+    ever_held: AtomicU32,
+    /// Bumped by every forked child once it has joined `inherited`.
+    acks: AtomicU32,
+}
+
+// SAFETY: only atomics (Roster is AtomicShareable); all zeroes is an open end nobody holds yet.
+unsafe impl AtomicShareable for EndState {}
+
+impl EndState {
+    /// Whether the end was closed by its last holder.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire) != 0
+    }
+
+    fn hold(&self) {
+        join(&self.holders);
+        self.ever_held.store(1, Ordering::Release);
+    }
+}
+
+/// This process's hold on one end, shared by all clones of its handles here.
+pub(crate) struct EndLocal {
+    state: SharedRef<EndState>,
+    /// Every ring of the pipe: woken when this end closes.
+    rings: Vec<Ring>,
+    /// Whether this process is in `holders` (false in a forked child until first use).
+    claimed: AtomicBool,
+}
+
+impl EndLocal {
+    /// Takes hold of an end: joins its holders and registers for fork.
+    pub fn hold(state: SharedRef<EndState>, rings: Vec<Ring>) -> Arc<EndLocal> {
+        ensure_fork_handlers();
+        state.hold();
+        let local = Arc::new(EndLocal {
+            state,
+            rings,
+            claimed: AtomicBool::new(true),
+        });
+        with_registry(|r| {
+            r.ends.retain(|w| w.strong_count() > 0);
+            r.ends.push(Arc::downgrade(&local));
+        });
+        local
+    }
+
+    /// Marks the end as used by this process (one relaxed load when already claimed).
+    #[inline]
+    pub fn claim(&self) {
+        if !self.claimed.load(Ordering::Relaxed) {
+            self.state.hold();
+            self.state.inherited.leave();
+            self.claimed.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the other end `peer` is gone for good (see the module docs). Reads `/proc`: only
+    /// for callers that have already waited a while.
+    pub fn peer_gone(peer: &EndState) -> Option<Stop> {
+        if peer.is_closed() {
+            return Some(Stop::Closed);
+        }
+        if peer.holders.live_members() > 0 || peer.inherited.has_live_member_besides_me() {
+            return None;
+        }
+        if let Some(pid) = peer.holders.dead_member() {
+            return Some(Stop::PeerDied(pid));
+        }
+        (peer.ever_held.load(Ordering::Acquire) != 0).then_some(Stop::Closed)
+    }
+}
+
+impl Drop for EndLocal {
+    fn drop(&mut self) {
+        with_registry(|r| r.ends.retain(|w| w.strong_count() > 0));
+        let state = &self.state;
+        state.holders.leave();
+        state.inherited.leave();
+        let nobody = state.holders.live_members() == 0
+            && state.inherited.live_members() == 0
+            && state.holders.dead_member().is_none();
+        if nobody {
+            state.closed.store(1, Ordering::Release);
+        }
+        self.rings.iter().for_each(Ring::wake_all);
+    }
+}
+
+fn join(roster: &Roster) {
+    if !roster.join() {
+        // Full: make room from members that died, then try once more. A process that still
+        // finds no slot is not tracked (documented limit: ROSTER_SLOTS processes per end).
+        roster.purge_dead();
+        roster.join();
+    }
+}
+
+/// Live ends of this process, for the fork handlers.
+struct Registry {
+    ends: Vec<Weak<EndLocal>>,
+    /// Ends being handed to a child by a fork in progress, with their `acks` before it.
+    forking: Vec<(Arc<EndLocal>, u32)>,
+}
+
+/// A spin lock rather than a `Mutex`: the fork handlers hold it across `fork`, and the child
+/// releases it (its only thread is the one that took it).
+struct RegistryCell {
+    locked: AtomicBool,
+    inner: UnsafeCell<Registry>,
+}
+
+// SAFETY: `inner` is only touched by the thread that holds `locked` (acquire/release pairs).
+unsafe impl Sync for RegistryCell {}
+
+static REGISTRY: RegistryCell = RegistryCell {
+    locked: AtomicBool::new(false),
+    inner: UnsafeCell::new(Registry {
+        ends: Vec::new(),
+        forking: Vec::new(),
+    }),
+};
+
+fn lock_registry() {
+    while REGISTRY
+        .locked
+        .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        std::thread::yield_now();
+    }
+}
+
+fn unlock_registry() {
+    REGISTRY.locked.store(false, Ordering::Release);
+}
+
+/// Runs `f` on the registry under its lock. `f` must not drop an `Arc<EndLocal>` that could be
+/// the last one (its `Drop` takes the lock).
+fn with_registry<R>(f: impl FnOnce(&mut Registry) -> R) -> R {
+    lock_registry();
+    // SAFETY: we hold the lock, so no other thread touches the registry until we release it.
+    let r = f(unsafe { &mut *REGISTRY.inner.get() });
+    unlock_registry();
+    r
+}
+
+/// Takes the ends of a fork in progress out of the registry (lock held since `prepare`), then
+/// releases the lock.
+fn take_forking() -> Vec<(Arc<EndLocal>, u32)> {
+    // SAFETY: the lock is held since `before_fork` by this very thread (in the child: by its
+    // only thread, the copy of the forking one).
+    let taken = std::mem::take(unsafe { &mut (*REGISTRY.inner.get()).forking });
+    unlock_registry();
+    taken
+}
+
+extern "C" fn before_fork() {
+    lock_registry();
+    // SAFETY: lock held (released in `after_fork_*`).
+    let r = unsafe { &mut *REGISTRY.inner.get() };
+    let live: Vec<_> = r.ends.iter().filter_map(Weak::upgrade).collect();
+    r.forking = live
+        .into_iter()
+        .map(|e| {
+            let acks = e.state.acks.load(Ordering::Acquire);
+            (e, acks)
+        })
+        .collect();
+}
+
+extern "C" fn after_fork_parent() {
+    let forking = take_forking();
+    let deadline = Instant::now() + FORK_JOIN_WAIT;
+    for (end, acks) in &forking {
+        // The child bumps `acks` once joined; a failed fork (or a child killed at birth) is
+        // waited out only up to the deadline.
+        while end.state.acks.load(Ordering::Acquire) == *acks && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_micros(20));
+        }
+    }
+}
+
+extern "C" fn after_fork_child() {
+    for (end, _) in take_forking() {
+        join(&end.state.inherited);
+        end.claimed.store(false, Ordering::Relaxed);
+        end.state.acks.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// 0: not registered; `u32::MAX`: registered; otherwise the pid registering right now.
+static HANDLERS: AtomicU32 = AtomicU32::new(0);
+
+fn ensure_fork_handlers() {
+    let state = HANDLERS.load(Ordering::Acquire);
+    let pid = sys::getpid();
+    if state == u32::MAX || state == pid {
+        return;
+    }
+    if HANDLERS
+        .compare_exchange(state, pid, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        return;
+    }
+    // The identity cache's own fork handler must run before ours in a child (handlers run in
+    // registration order), so that joining there records the child, not the parent.
+    shmproc_sync::process_identity();
+    let registered = sys::at_fork(before_fork, after_fork_parent, after_fork_child).is_ok();
+    HANDLERS.store(if registered { u32::MAX } else { 0 }, Ordering::Release);
+}

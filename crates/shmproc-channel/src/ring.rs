@@ -1,0 +1,346 @@
+//! The ring both channels are built on: a power-of-two byte buffer in a shared segment with a
+//! producer index (`tail`) and a consumer index (`head`) that only ever grow.
+//!
+//! # Layout (`RingCtl`, then `capacity` data bytes)
+//! | line | written by | what |
+//! |---|---|---|
+//! | `put_lock` | producers | robust lock serialising producers |
+//! | `put` | producers (under `put_lock`) | `tail`, a cached `head`, bounds of the message being written |
+//! | `get_lock` | consumers | robust lock serialising consumers |
+//! | `get` | consumers (under `get_lock`) | `head`, a cached `tail`, bounds of the message being read |
+//! | `data_wait`, `space_wait` | sleepers | event counts: sleeper count and sequence in one word |
+//! | `flags` | anyone | `closed`, `broken` |
+//!
+//! Each line is its own cache line, so producers and consumers never write the same line on the
+//! fast path. Bytes `[head, tail)` are published: a producer writes data past `tail`, then
+//! stores the new `tail` with `Release`; a consumer reads after an `Acquire` load of `tail` and
+//! frees with a `Release` store of `head`. Nothing read from shared memory is trusted: every
+//! index pair is checked (`head <= tail <= head + capacity`) and every copy goes through
+//! [`Segment::ptr`], which bounds-checks it.
+
+//!
+//! Waiting and waking live in [`crate::wait`].
+
+use std::ops::Range;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use shmproc_shm::{AtomicShareable, Segment, SegmentError, SharedRef};
+use shmproc_sync::{LockError, RawGuard, RawLock};
+
+use crate::end::EndState;
+use crate::error::Stop;
+use crate::wait::{wait, wake, Waiters};
+pub(crate) use crate::wait::{Deadline, Event, WaitPolicy};
+
+/// Bytes of a record header: the payload length, little-endian `u64`.
+pub(crate) const HEADER: u64 = 8;
+
+/// One side's indices (one cache line).
+#[repr(C, align(64))]
+#[derive(Debug, Default)]
+pub(crate) struct Side {
+    /// Producer: `tail`; consumer: `head`. Only grows.
+    pub pos: AtomicU64,
+    /// The other side's index as last seen (stale is fine: both only grow).
+    pub peer_cache: AtomicU64,
+    /// Where the message this side is in the middle of started (pipes).
+    pub msg_start: AtomicU64,
+    /// Where it ends; `pos` outside `(msg_start, msg_end)` means between messages.
+    pub msg_end: AtomicU64,
+    /// Messages this side has completed (queues: `len` is the difference).
+    pub count: AtomicU64,
+}
+
+/// Flags anyone may set (one cache line).
+#[repr(C, align(64))]
+#[derive(Debug, Default)]
+pub(crate) struct Flags {
+    /// Queue: `close()` was called. Pipe: unused (ends carry their own flag).
+    pub closed: AtomicU32,
+    /// A message was left half written or half read (a side died or timed out mid-message).
+    pub broken: AtomicU32,
+}
+
+/// The control block at the start of every ring.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub(crate) struct RingCtl {
+    put_lock: RawLock,
+    pub put: Side,
+    get_lock: RawLock,
+    pub get: Side,
+    data_wait: Waiters,
+    space_wait: Waiters,
+    pub flags: Flags,
+}
+
+// SAFETY: made only of atomics (RawLock is AtomicShareable) in repr(C) cache-line structs; all
+// zeroes is an empty, open ring with unlocked locks, and every other bit pattern is validated
+// before use.
+unsafe impl AtomicShareable for RingCtl {}
+
+/// Bytes a ring of `capacity` occupies in a segment (control block + data).
+pub(crate) fn footprint(capacity: u64) -> usize {
+    std::mem::size_of::<RingCtl>() + capacity as usize
+}
+
+/// A handle to one ring inside a segment.
+#[derive(Clone)]
+pub(crate) struct Ring {
+    ctl: SharedRef<RingCtl>,
+    data_off: usize,
+    cap: u64,
+}
+
+impl Ring {
+    /// The ring whose control block is at `off`, followed by `cap` data bytes.
+    pub fn new(seg: Arc<Segment>, off: usize, cap: u64) -> Result<Ring, SegmentError> {
+        let data_off = off + std::mem::size_of::<RingCtl>();
+        let cap_usize = usize::try_from(cap).ok().filter(|c| c.is_power_of_two());
+        let Some(cap_usize) = cap_usize else {
+            return Err(SegmentError::Corrupt {
+                name: seg.name().unwrap_or("<anonymous>").to_owned(),
+                reason: "ring capacity is not a power of two".into(),
+            });
+        };
+        seg.ptr::<u8>(data_off, cap_usize)?; // the whole data area must lie in the mapping
+        Ok(Ring {
+            ctl: SharedRef::new(seg, off)?,
+            data_off,
+            cap,
+        })
+    }
+
+    pub fn capacity(&self) -> u64 {
+        self.cap
+    }
+
+    pub fn segment(&self) -> &Arc<Segment> {
+        self.ctl.segment()
+    }
+
+    pub fn ctl(&self) -> &RingCtl {
+        &self.ctl
+    }
+
+    /// Takes the producer lock. A producer that died holding it left at most an unpublished
+    /// partial record past `tail`, which the next one simply overwrites.
+    #[inline]
+    pub fn lock_put(&self, deadline: Deadline) -> Result<(RawGuard<'_>, bool), Stop> {
+        lock(&self.ctl.put_lock, deadline)
+    }
+
+    /// Takes the consumer lock (see [`Ring::lock_put`]).
+    #[inline]
+    pub fn lock_get(&self, deadline: Deadline) -> Result<(RawGuard<'_>, bool), Stop> {
+        lock(&self.ctl.get_lock, deadline)
+    }
+
+    /// Published bytes seen by the consumer holding the lock: `tail - head`, refreshing the
+    /// cached tail only when the cached one shows nothing.
+    #[inline]
+    pub fn readable(&self, head: u64) -> Result<u64, Stop> {
+        let get = &self.ctl.get;
+        let cached = get.peer_cache.load(Ordering::Relaxed);
+        if cached > head && cached - head <= self.cap {
+            return Ok(cached - head);
+        }
+        let tail = self.ctl.put.pos.load(Ordering::Acquire);
+        self.check(head, tail)?;
+        get.peer_cache.store(tail, Ordering::Relaxed);
+        Ok(tail - head)
+    }
+
+    /// Free bytes seen by the producer holding the lock, refreshing the cached head when the
+    /// cached one shows fewer than `want`.
+    #[inline]
+    pub fn writable(&self, tail: u64, want: u64) -> Result<u64, Stop> {
+        let put = &self.ctl.put;
+        let cached = put.peer_cache.load(Ordering::Relaxed);
+        if cached <= tail && tail - cached <= self.cap && self.cap - (tail - cached) >= want {
+            return Ok(self.cap - (tail - cached));
+        }
+        let head = self.ctl.get.pos.load(Ordering::Acquire);
+        self.check(head, tail)?;
+        put.peer_cache.store(head, Ordering::Relaxed);
+        Ok(self.cap - (tail - head))
+    }
+
+    /// Rejects an index pair no correct peer can produce.
+    #[inline]
+    fn check(&self, head: u64, tail: u64) -> Result<(), Stop> {
+        if head <= tail && tail - head <= self.cap {
+            Ok(())
+        } else {
+            Err(Stop::Corrupt(format!(
+                "ring indices out of range (head {head}, tail {tail}, capacity {})",
+                self.cap
+            )))
+        }
+    }
+
+    /// Unlocked snapshot: published bytes (0 if the indices make no sense).
+    #[inline]
+    pub fn len_hint(&self) -> u64 {
+        let head = self.ctl.get.pos.load(Ordering::Acquire);
+        let tail = self.ctl.put.pos.load(Ordering::Acquire);
+        if head <= tail && tail - head <= self.cap {
+            tail - head
+        } else {
+            0
+        }
+    }
+
+    /// Copies `src` into the ring at stream position `pos` (wrapping). The caller holds the
+    /// producer lock and has checked that `src.len()` bytes are free there.
+    #[inline]
+    pub fn write(&self, pos: u64, src: &[u8]) -> Result<(), Stop> {
+        self.pieces(pos, src.len(), |ring_bytes, part| {
+            let from = &src[part];
+            // SAFETY: `ring_bytes` holds `from.len()` checked bytes inside the mapping, in the
+            // free part of the ring, which no cooperating process reads until we publish it.
+            unsafe { std::ptr::copy_nonoverlapping(from.as_ptr(), ring_bytes, from.len()) };
+        })
+    }
+
+    /// Copies `dst.len()` bytes at stream position `pos` out of the ring. The caller holds the
+    /// consumer lock and has checked that they are published.
+    #[inline]
+    pub fn read(&self, pos: u64, dst: &mut [u8]) -> Result<(), Stop> {
+        self.pieces(pos, dst.len(), |ring_bytes, part| {
+            let to = &mut dst[part];
+            // SAFETY: `ring_bytes` holds `to.len()` checked bytes inside the mapping; they are
+            // published and not yet freed, so no cooperating process writes them meanwhile.
+            unsafe { std::ptr::copy_nonoverlapping(ring_bytes, to.as_mut_ptr(), to.len()) };
+        })
+    }
+
+    /// Appends the `len` bytes at `pos` to `out`: one copy, no zero-filling first.
+    #[inline]
+    pub fn read_append(&self, pos: u64, len: usize, out: &mut Vec<u8>) -> Result<(), Stop> {
+        out.reserve(len);
+        let base = out.len();
+        let spare = &mut out.spare_capacity_mut()[..len];
+        self.pieces(pos, len, |ring_bytes, part| {
+            let to = &mut spare[part];
+            // SAFETY: as in `read`; `to` is uninitialised spare capacity of `out`, which
+            // `MaybeUninit<u8>` has the layout of `u8` to be written through.
+            unsafe { std::ptr::copy_nonoverlapping(ring_bytes, to.as_mut_ptr().cast(), to.len()) };
+        })?;
+        // SAFETY: `pieces` succeeded, so all `len` spare bytes after `base` were written.
+        unsafe { out.set_len(base + len) };
+        Ok(())
+    }
+
+    /// Reads the record header at `pos`.
+    #[inline]
+    pub fn read_header(&self, pos: u64) -> Result<u64, Stop> {
+        let mut h = [0u8; HEADER as usize];
+        self.read(pos, &mut h)?;
+        Ok(u64::from_le_bytes(h))
+    }
+
+    /// Calls `f` with a checked pointer into the data area and the matching part of a
+    /// `len`-byte buffer, for the (at most two) pieces of `len` bytes at stream position `pos`:
+    /// up to the end of the data area, then from its start.
+    #[inline]
+    fn pieces(
+        &self,
+        pos: u64,
+        len: usize,
+        mut f: impl FnMut(*mut u8, Range<usize>),
+    ) -> Result<(), Stop> {
+        if len as u64 > self.cap {
+            return Err(Stop::Corrupt("record longer than the ring".into()));
+        }
+        let off = (pos & (self.cap - 1)) as usize;
+        let first = len.min(self.cap as usize - off);
+        for (at, part) in [(off, 0..first), (0, first..len)] {
+            if !part.is_empty() {
+                let ptr = self.segment().ptr::<u8>(self.data_off + at, part.len())?;
+                f(ptr.as_ptr(), part);
+            }
+        }
+        Ok(())
+    }
+
+    /// Publishes bytes up to `tail` and wakes sleeping consumers, if any.
+    #[inline]
+    pub fn publish(&self, tail: u64) {
+        self.ctl.put.pos.store(tail, Ordering::Release);
+        wake(&self.ctl.data_wait);
+    }
+
+    /// Frees bytes up to `head` and wakes sleeping producers, if any.
+    #[inline]
+    pub fn release(&self, head: u64) {
+        self.ctl.get.pos.store(head, Ordering::Release);
+        wake(&self.ctl.space_wait);
+    }
+
+    /// Wakes every sleeper on both sides (close, peer gone).
+    pub fn wake_all(&self) {
+        for w in [&self.ctl.data_wait, &self.ctl.space_wait] {
+            w.wake(true);
+        }
+    }
+
+    /// Waits for `event` until `ready` says so (or the deadline, or an error from `on_nap`).
+    /// `peer`: the other end of a pipe, checked by `on_nap` after every nap.
+    pub fn wait_for(
+        &self,
+        event: Event,
+        policy: WaitPolicy,
+        deadline: Deadline,
+        peer: Option<&EndState>,
+        ready: impl FnMut() -> Result<bool, Stop>,
+        on_nap: impl FnMut() -> Result<(), Stop>,
+    ) -> Result<(), Stop> {
+        let waiters = match event {
+            Event::Data => &self.ctl.data_wait,
+            Event::Space => &self.ctl.space_wait,
+        };
+        wait(waiters, policy, deadline, peer, ready, on_nap)
+    }
+
+    /// Unlocked snapshot of the free space (for wait predicates).
+    #[inline]
+    pub fn free_hint(&self) -> u64 {
+        self.cap - self.len_hint()
+    }
+
+    pub fn is_broken(&self) -> bool {
+        self.ctl.flags.broken.load(Ordering::Acquire) != 0
+    }
+
+    /// Marks the stream as unusable (a message was left half done) and wakes everyone.
+    pub fn set_broken(&self) {
+        self.ctl.flags.broken.store(1, Ordering::Release);
+        self.wake_all();
+    }
+}
+
+#[inline]
+fn lock(lock: &RawLock, deadline: Deadline) -> Result<(RawGuard<'_>, bool), Stop> {
+    let result = match deadline {
+        Deadline::Never => lock.acquire(),
+        Deadline::At(at) => lock.acquire_until(Some(at)),
+        // A `try_` still waits out another process's short critical section (a brief spin).
+        Deadline::Now => match lock.try_acquire() {
+            Err(LockError::WouldBlock) => lock.acquire_until(Some(Instant::now())),
+            other => other,
+        },
+    };
+    match result {
+        Ok(guard) => Ok((guard, false)),
+        Err(LockError::OwnerDied(guard)) => Ok((guard, true)),
+        Err(LockError::Timeout) | Err(LockError::WouldBlock) => Err(Stop::expired(deadline)),
+        Err(LockError::Deadlock) => Err(Stop::Io(std::io::Error::other(
+            "this thread is already inside an operation on this channel",
+        ))),
+        Err(LockError::Io(e)) => Err(Stop::Io(e)),
+        Err(_) => Err(Stop::Io(std::io::Error::other("unexpected lock error"))),
+    }
+}

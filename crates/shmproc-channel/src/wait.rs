@@ -1,0 +1,194 @@
+//! Waiting for the other side of a ring: spin briefly, then sleep on a futex event count.
+//!
+//! A side that must wait polls a few thousand pause hints' worth, then registers as a sleeper,
+//! re-checks, and sleeps on the sequence in bounded naps. The other side, after publishing,
+//! issues one `SeqCst` fence and wakes only if someone is registered — and a wake takes all
+//! registrations with it (one CAS bumps the sequence and zeroes the count), so while woken
+//! sleepers are still on their way no further publish makes a system call.
+
+use std::sync::atomic::{fence, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use shmproc_shm::sys::{self, WaitOutcome};
+
+use crate::end::EndState;
+use crate::error::Stop;
+
+/// An event count to sleep on (one cache line): sleepers registered since the last wake in the
+/// high half, the wake sequence (the futex) in the low half.
+#[repr(C, align(64))]
+#[derive(Debug, Default)]
+pub(crate) struct Waiters {
+    state: AtomicU64,
+}
+
+const SLEEPER: u64 = 1 << 32;
+
+impl Waiters {
+    /// Bumps the sequence and clears the registrations, if there are any (or `always`), then
+    /// wakes every sleeper. Returns without a system call when nobody is registered.
+    pub(crate) fn wake(&self, always: bool) {
+        let mut s = self.state.load(Ordering::SeqCst);
+        while always || s >= SLEEPER {
+            let next = u64::from((s as u32).wrapping_add(1));
+            match self
+                .state
+                .compare_exchange_weak(s, next, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    sys::futex_wake_low(&self.state, u32::MAX);
+                    return;
+                }
+                Err(now) => s = now,
+            }
+        }
+    }
+
+    /// Registers a sleeper; returns the sequence to sleep on.
+    fn register(&self) -> u32 {
+        self.state.fetch_add(SLEEPER, Ordering::SeqCst) as u32
+    }
+
+    /// Takes back a registration made at sequence `seq`, unless a wake has taken it already.
+    fn unregister(&self, seq: u32) {
+        let mut s = self.state.load(Ordering::Relaxed);
+        while s as u32 == seq && s >= SLEEPER {
+            match self.state.compare_exchange_weak(
+                s,
+                s - SLEEPER,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(now) => s = now,
+            }
+        }
+    }
+}
+
+/// How long an operation may wait.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Deadline {
+    /// `try_`: not at all.
+    Now,
+    /// Blocking.
+    Never,
+    /// `_timeout`.
+    At(Instant),
+}
+
+impl Deadline {
+    pub fn after(timeout: Duration) -> Deadline {
+        Instant::now()
+            .checked_add(timeout)
+            .map_or(Deadline::Never, Deadline::At)
+    }
+
+    /// How long to sleep next: a `nap`, cut short by the deadline; `None` once it has passed.
+    fn next_nap(self, nap: Duration) -> Option<Duration> {
+        match self {
+            Deadline::Now => None,
+            Deadline::Never => Some(nap),
+            Deadline::At(at) => {
+                let left = at.saturating_duration_since(Instant::now());
+                (!left.is_zero()).then(|| left.min(nap))
+            }
+        }
+    }
+}
+
+/// What a side waits for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Event {
+    /// Consumers: published bytes (or an ending).
+    Data,
+    /// Producers: free space (or an ending).
+    Space,
+}
+
+/// How a waiting side behaves.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WaitPolicy {
+    /// Polls before sleeping.
+    pub spins: u32,
+    /// `spin_loop` hints between two polls (a few: polling flat out steals the cache line the
+    /// other side is about to write; many: the waiter notices late).
+    pub pause: u32,
+    /// Longest single sleep; after a nap that timed out, `on_nap` runs (liveness checks).
+    pub nap: Duration,
+}
+
+#[inline]
+pub(crate) fn wake(w: &Waiters) {
+    // Pairs with the fence in `wait`: either the sleeper sees our publication before it sleeps,
+    // or we see its registration here.
+    fence(Ordering::SeqCst);
+    w.wake(false);
+}
+
+/// Spin, then sleep on `w` in naps until `ready`, the deadline, or an error from `on_nap`.
+pub(crate) fn wait(
+    w: &Waiters,
+    policy: WaitPolicy,
+    deadline: Deadline,
+    peer: Option<&EndState>,
+    mut ready: impl FnMut() -> Result<bool, Stop>,
+    mut on_nap: impl FnMut() -> Result<(), Stop>,
+) -> Result<(), Stop> {
+    // The caller has just found it not ready.
+    if let Deadline::Now = deadline {
+        return Err(Stop::WouldBlock);
+    }
+    // Pause between polls: polling flat out takes the cache line of the other side's index
+    // away from the writer on every poll, slowing the very side we wait for. A rare yield lets
+    // a peer sharing our core run (long spins only: the default spin ends before the first).
+    for poll in 1..=policy.spins {
+        for _ in 0..policy.pause {
+            std::hint::spin_loop();
+        }
+        if poll % 1024 == 0 {
+            std::thread::yield_now();
+        }
+        if ready()? {
+            return Ok(());
+        }
+    }
+    loop {
+        let seq = w.register();
+        fence(Ordering::SeqCst);
+        let outcome = match ready() {
+            Ok(false) => sleep(w, seq, deadline, policy.nap, peer),
+            other => {
+                w.unregister(seq);
+                return other.map(drop);
+            }
+        };
+        w.unregister(seq);
+        if outcome? == WaitOutcome::TimedOut {
+            on_nap()?;
+        }
+        if ready()? {
+            return Ok(());
+        }
+    }
+}
+
+/// One futex sleep while `w`'s sequence is `seq`. A queue waiting without a deadline has nothing to
+/// watch and sleeps untimed; everything else naps at most `nap`, then `on_nap` runs (a pipe's
+/// peer check). (An untimed sleep with a watcher thread doing the peer checks was tried: it
+/// saves arming a timer per sleep, yet measured slower on the 2-core VM used here.)
+fn sleep(
+    w: &Waiters,
+    seq: u32,
+    deadline: Deadline,
+    nap: Duration,
+    peer: Option<&EndState>,
+) -> Result<WaitOutcome, Stop> {
+    if let (Deadline::Never, None) = (deadline, peer) {
+        return sys::futex_wait_low(&w.state, seq, None).map_err(Stop::Io);
+    }
+    match deadline.next_nap(nap) {
+        Some(nap) => sys::futex_wait_low(&w.state, seq, Some(nap)).map_err(Stop::Io),
+        None => Err(Stop::expired(deadline)),
+    }
+}

@@ -1,0 +1,301 @@
+//! `shmproc demo queue|pipe` and `shmproc bench channels`: printing for the channel demos and
+//! benchmark whose work lives in the library (`channels`, `channel_baselines`, `channel_demos`).
+
+use std::io::{self, IsTerminal, Write};
+use std::time::Duration;
+
+use shmproc::raw::LIVENESS_POLL;
+use shmproc_cli::channel_baselines::{self as base, Fd, Wake};
+use shmproc_cli::channel_demos;
+use shmproc_cli::channels::{self, Latency, Throughput, SPIN_FOREVER};
+use shmproc_cli::fmt::rate;
+
+type CliResult = Result<(), Box<dyn std::error::Error>>;
+
+pub fn demo_queue() -> CliResult {
+    println!("A child process puts the squares of [2, 3, 5] on a Queue; the parent drains it:");
+    let squares = channel_demos::squares(&[2, 3, 5])?;
+    let shown: Vec<String> = squares.iter().map(u64::to_string).collect();
+    println!("  {}", shown.join(" "));
+    println!("A sender process and a receiver process share a Queue of strings:");
+    for word in channel_demos::sender_receiver(&["hello", "from", "the", "sender"])? {
+        println!("  Received: {word}");
+    }
+    let msgs = 1_000_000;
+    let t = channels::queue_stream(8, 1, msgs)?;
+    println!(
+        "Throughput, one producer process -> one consumer process, 8-byte messages: {} \
+         (Python's multiprocessing.Queue: about 0.18 M/s)",
+        rate(msgs as f64 / t.as_secs_f64())
+    );
+    Ok(())
+}
+
+pub fn demo_pipe() -> CliResult {
+    println!("The parent sends a question over a duplex Pipe; the child answers:");
+    let (reply, len) = channel_demos::pipe_exchange("what is the answer?")?;
+    println!("  parent got: {reply:?} (the question had {len} characters)");
+    let mut samples = channels::pipe_round_trips(20_000, None)?;
+    let l = Latency::of("pipe", &mut samples);
+    println!(
+        "Round trip of a small message, parent -> child -> parent: median {:.2} us, p99 {:.2} us \
+         (Python's Pipe: 33-46 us)",
+        us(l.median),
+        us(l.p99)
+    );
+    Ok(())
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+const SIZES: [usize; 3] = [8, 1024, 64 << 10];
+const RUNS: usize = 3;
+
+/// Median of `RUNS` timings of `f` as a throughput row.
+fn measure(
+    name: &str,
+    size: usize,
+    producers: usize,
+    msgs: u64,
+    mut f: impl FnMut() -> io::Result<Duration>,
+) -> io::Result<Throughput> {
+    let mut times = (0..RUNS).map(|_| f()).collect::<io::Result<Vec<_>>>()?;
+    times.sort();
+    Ok(Throughput {
+        name: name.into(),
+        size,
+        producers,
+        msgs,
+        elapsed: times[RUNS / 2],
+    })
+}
+
+fn progress(what: &str) {
+    if io::stderr().is_terminal() {
+        eprint!("\r\x1b[K{what} ...");
+        let _ = io::stderr().flush();
+    }
+}
+
+pub fn bench_channels(rest: &[&str]) -> CliResult {
+    if let Some(bad) = rest.iter().find(|a| **a != "--json") {
+        return Err(format!("unknown option {bad:?} (bench channels takes only --json)").into());
+    }
+    let json = rest.contains(&"--json");
+    let mut rows = Vec::new();
+    for size in SIZES {
+        let n = channels::messages_for(size);
+        let nb = n / 4; // the baselines are slower: fewer messages keep the run short
+        for p in [1, 2] {
+            progress(&format!("Queue {size} B x{p}"));
+            rows.push(measure("shmproc Queue", size, p, n, || {
+                channels::queue_stream(size, p, n)
+            })?);
+            progress(&format!("Pipe {size} B x{p}"));
+            rows.push(measure("shmproc Pipe", size, p, n, || {
+                channels::pipe_stream(size, p, n)
+            })?);
+        }
+        progress(&format!("baselines {size} B"));
+        for fd in [Fd::Pipe, Fd::Socket] {
+            rows.push(measure(fd.name(), size, 1, nb, || {
+                base::fd_stream(fd, size, nb)
+            })?);
+        }
+        rows.push(measure("ipc-channel", size, 1, nb, || {
+            base::ipc_stream(size, nb)
+        })?);
+        rows.push(measure("crossbeam (threads)", size, 1, n, || {
+            Ok(base::crossbeam_stream(size, n))
+        })?);
+    }
+    progress("round trips");
+    // Each shmproc case alternates with its physical floors in many short rounds, so all see
+    // the same machine state (wake-up latency in a VM swings several-fold over seconds).
+    let [mut spin, mut spin_floor] = interleaved(
+        8,
+        2_500,
+        [
+            &mut |n| channels::pipe_round_trips(n, Some(SPIN_FOREVER)),
+            &mut |n| base::word_ping_pong(n, Wake::Spin),
+        ],
+    )?;
+    let [mut sleep, mut sleep_floor, mut sleep_nap] = interleaved(
+        30,
+        200,
+        [
+            &mut |n| channels::pipe_round_trips(n, Some(0)),
+            &mut |n| base::word_ping_pong(n, Wake::Futex),
+            &mut |n| base::word_ping_pong(n, Wake::FutexNap(LIVENESS_POLL)),
+        ],
+    )?;
+    let lat = vec![
+        Latency::of("shmproc Pipe, spinning", &mut spin),
+        Latency::of("shmproc Pipe, sleeping", &mut sleep),
+        Latency::of("raw spin ping-pong", &mut spin_floor),
+        Latency::of("raw futex ping-pong", &mut sleep_floor),
+        Latency::of("raw futex ping-pong, 10 ms naps", &mut sleep_nap),
+        Latency::of("pipe(2)", &mut base::fd_ping_pong(Fd::Pipe, 5_000)?),
+        Latency::of(
+            "unix socketpair",
+            &mut base::fd_ping_pong(Fd::Socket, 5_000)?,
+        ),
+        Latency::of("ipc-channel", &mut base::ipc_ping_pong(5_000)?),
+        Latency::of(
+            "crossbeam (threads)",
+            &mut base::crossbeam_ping_pong(20_000),
+        ),
+    ];
+    progress("done");
+    if io::stderr().is_terminal() {
+        eprint!("\r\x1b[K");
+    }
+    let goals = goals(&rows, &lat);
+    if json {
+        print_json(&rows, &lat, &goals);
+    } else {
+        print_tables(&rows, &lat, &goals);
+    }
+    Ok(())
+}
+
+/// A round-trip measurement: `n` round trips in, samples out.
+type Trips<'a> = &'a mut dyn FnMut(usize) -> io::Result<Vec<Duration>>;
+
+/// Runs every case `rounds` times in turn with `n` round trips each, collecting each one's
+/// samples.
+fn interleaved<const N: usize>(
+    rounds: usize,
+    n: usize,
+    mut cases: [Trips<'_>; N],
+) -> io::Result<[Vec<Duration>; N]> {
+    let mut out: [Vec<Duration>; N] = std::array::from_fn(|_| Vec::new());
+    for _ in 0..rounds {
+        for (case, samples) in cases.iter_mut().zip(out.iter_mut()) {
+            samples.extend(case(n)?);
+        }
+    }
+    Ok(out)
+}
+
+/// (goal, measured, met)
+fn goals(rows: &[Throughput], lat: &[Latency]) -> Vec<(String, String, bool)> {
+    let q = |size| {
+        rows.iter()
+            .find(|r| r.name == "shmproc Queue" && r.size == size && r.producers == 1)
+            .expect("queue row")
+    };
+    let l = |name: &str| lat.iter().find(|l| l.name == name).expect("latency row");
+    let (spin, sleep, futex, napping) = (
+        l("shmproc Pipe, spinning"),
+        l("shmproc Pipe, sleeping"),
+        l("raw futex ping-pong"),
+        l("raw futex ping-pong, 10 ms naps"),
+    );
+    let ratio = sleep.median.as_secs_f64() / futex.median.as_secs_f64();
+    let nap_ratio = sleep.median.as_secs_f64() / napping.median.as_secs_f64();
+    vec![
+        (
+            "Queue 1->1 8 B >= 20 M msg/s".into(),
+            rate(q(8).msgs_per_sec()),
+            q(8).msgs_per_sec() >= 20e6,
+        ),
+        (
+            "Queue 1->1 64 KiB >= 4 GB/s".into(),
+            format!("{:.2} GB/s", q(65536).gb_per_sec()),
+            q(65536).gb_per_sec() >= 4.0,
+        ),
+        (
+            "Queue 1->1 1 KiB >= 2.5 GB/s".into(),
+            format!("{:.2} GB/s", q(1024).gb_per_sec()),
+            q(1024).gb_per_sec() >= 2.5,
+        ),
+        (
+            "Pipe round trip, spinning <= 0.5 us".into(),
+            format!("{:.3} us", us(spin.median)),
+            spin.median <= Duration::from_nanos(500),
+        ),
+        (
+            "Pipe round trip, sleeping <= 1.15x raw futex".into(),
+            format!(
+                "{ratio:.2}x ({:.2} vs {:.2} us; {nap_ratio:.2}x a futex ping-pong with 10 ms naps)",
+                us(sleep.median),
+                us(futex.median)
+            ),
+            ratio <= 1.15,
+        ),
+    ]
+}
+
+fn print_json(rows: &[Throughput], lat: &[Latency], goals: &[(String, String, bool)]) {
+    for r in rows {
+        println!(
+            "{{\"kind\":\"throughput\",\"name\":\"{}\",\"size\":{},\"producers\":{},\"msgs\":{},\
+             \"msgs_per_sec\":{:.0},\"gb_per_sec\":{:.3},\"runs\":{RUNS}}}",
+            r.name,
+            r.size,
+            r.producers,
+            r.msgs,
+            r.msgs_per_sec(),
+            r.gb_per_sec()
+        );
+    }
+    for l in lat {
+        println!(
+            "{{\"kind\":\"latency\",\"name\":\"{}\",\"median_ns\":{},\"p99_ns\":{}}}",
+            l.name,
+            l.median.as_nanos(),
+            l.p99.as_nanos()
+        );
+    }
+    for (goal, got, met) in goals {
+        println!("{{\"kind\":\"goal\",\"goal\":\"{goal}\",\"measured\":\"{got}\",\"met\":{met}}}");
+    }
+}
+
+fn print_tables(rows: &[Throughput], lat: &[Latency], goals: &[(String, String, bool)]) {
+    println!("One-way throughput (median of {RUNS} runs; ratio vs pipe(2) at the same size)");
+    println!(
+        "{:<22} {:>8} {:>5} {:>12} {:>10} {:>9}",
+        "channel", "size", "prod", "msg/s", "GB/s", "vs pipe"
+    );
+    for r in rows {
+        let pipe = rows
+            .iter()
+            .find(|b| b.name == "pipe(2)" && b.size == r.size)
+            .map_or(1.0, Throughput::msgs_per_sec);
+        println!(
+            "{:<22} {:>8} {:>5} {:>12} {:>10.2} {:>8.1}x",
+            r.name,
+            r.size,
+            r.producers,
+            rate(r.msgs_per_sec()),
+            r.gb_per_sec(),
+            r.msgs_per_sec() / pipe
+        );
+    }
+    let futex = lat
+        .iter()
+        .find(|l| l.name == "raw futex ping-pong")
+        .map_or(1.0, |l| l.median.as_secs_f64());
+    println!("\nRound trip of an 8-byte message (ratio vs raw futex ping-pong, medians)");
+    println!(
+        "{:<26} {:>10} {:>10} {:>9}",
+        "channel", "median us", "p99 us", "vs futex"
+    );
+    for l in lat {
+        println!(
+            "{:<26} {:>10.3} {:>10.3} {:>8.2}x",
+            l.name,
+            us(l.median),
+            us(l.p99),
+            l.median.as_secs_f64() / futex
+        );
+    }
+    println!("\nGoals");
+    for (goal, got, met) in goals {
+        println!("  [{}] {goal}: {got}", if *met { "met" } else { "MISSED" });
+    }
+}
