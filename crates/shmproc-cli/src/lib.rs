@@ -5,6 +5,7 @@ pub mod baselines;
 pub mod channel_baselines;
 pub mod channel_demos;
 pub mod channels;
+pub mod classic_demos;
 pub mod counters;
 pub mod demos;
 pub mod fmt;

@@ -24,7 +24,11 @@ usage: shmproc <command>
   rm NAME                     remove a named segment
 ";
 
-const DEMOS: [(&str, &str); 7] = [
+const DEMOS: [(&str, &str); 10] = [
+    (
+        "sleepers",
+        "2 and 10 processes sleeping together, then one after another",
+    ),
     (
         "unshared",
         "a plain variable changed in children stays 400 in the parent",
@@ -36,6 +40,14 @@ const DEMOS: [(&str, &str); 7] = [
     (
         "locked",
         "the same under a lock: always exact, and what it costs",
+    ),
+    (
+        "value-array",
+        "a Value and an Array changed by children, seen by the parent",
+    ),
+    (
+        "cpu-count",
+        "cpu_count() and current_process() in parent and child",
     ),
     (
         "pool",
@@ -96,13 +108,16 @@ fn main() -> ExitCode {
 fn list_demos() {
     println!("demos (run one with `shmproc demo NAME`, or `shmproc demo all`):");
     for (name, what) in DEMOS {
-        println!("  {name:<10} {what}");
+        println!("  {name:<12} {what}");
     }
 }
 
 fn run_demo(name: &str) -> CliResult {
     match name {
+        "sleepers" => shmproc_cli::classic_demos::sleepers(),
         "unshared" => demo_unshared(),
+        "value-array" => shmproc_cli::classic_demos::value_array(),
+        "cpu-count" => shmproc_cli::classic_demos::cpu_info(),
         "race" => demo_race(),
         "locked" => demo_locked(),
         "pool" => shmproc_cli::spawn_demos::pool(),

@@ -34,6 +34,9 @@ fn demos_tell_their_stories() {
         "{locked}"
     );
     assert!(stdout(&["demo"]).contains("race"));
+    let va = stdout(&["demo", "value-array"]);
+    assert!(va.contains(": 2000") && va.contains("[1, 4, 9]"), "{va}");
+    assert!(stdout(&["demo", "cpu-count"]).contains("name Process-"));
 }
 
 #[test]
