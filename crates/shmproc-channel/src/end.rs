@@ -23,7 +23,7 @@
 //! the other end even though it inherited a copy of that one too.
 
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -48,7 +48,13 @@ pub(crate) struct EndState {
     ever_held: AtomicU32,
     /// Bumped by every forked child once it has joined `inherited`.
     acks: AtomicU32,
+    /// Hand-overs in progress (see `crate::transfer`): each non-zero slot is the identity of
+    /// the process that serialized the end; the end counts as held while that process lives.
+    transit: [AtomicU64; TRANSIT_SLOTS],
 }
+
+/// How many hand-overs of one end can be in progress at once.
+pub(crate) const TRANSIT_SLOTS: usize = 8;
 
 // SAFETY: only atomics (Roster is AtomicShareable); all zeroes is an open end nobody holds yet.
 unsafe impl AtomicShareable for EndState {}
@@ -62,6 +68,43 @@ impl EndState {
     fn hold(&self) {
         join(&self.holders);
         self.ever_held.store(1, Ordering::Release);
+    }
+
+    /// Records a hand-over by the calling process; the slot index, `None` if all are taken
+    /// by live senders.
+    pub fn begin_transit(&self) -> Option<usize> {
+        let me = shmproc_sync::process_identity();
+        let take = || {
+            self.transit.iter().position(|slot| {
+                slot.compare_exchange(0, me, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+            })
+        };
+        take().or_else(|| {
+            for slot in &self.transit {
+                let id = slot.load(Ordering::Acquire);
+                if id != 0 && !shmproc_sync::identity_alive(id) {
+                    let _ = slot.compare_exchange(id, 0, Ordering::AcqRel, Ordering::Relaxed);
+                }
+            }
+            take()
+        })
+    }
+
+    /// Ends hand-over `slot` started by `sender` (the receiver holds the end by now). A slot
+    /// out of range or already reused is left alone.
+    pub fn end_transit(&self, slot: usize, sender: u64) {
+        if let Some(s) = self.transit.get(slot) {
+            let _ = s.compare_exchange(sender, 0, Ordering::AcqRel, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether a hand-over whose sender still runs is in progress (reads `/proc`).
+    fn in_transit(&self) -> bool {
+        self.transit.iter().any(|slot| {
+            let id = slot.load(Ordering::Acquire);
+            id != 0 && shmproc_sync::identity_alive(id)
+        })
     }
 }
 
@@ -91,6 +134,31 @@ impl EndLocal {
         local
     }
 
+    /// Takes hold of an end received from another process (see `crate::transfer`): shares
+    /// this process's existing hold on the same end if there is one (roster membership is per
+    /// process, so two independent holds would let the first drop un-register the second),
+    /// else joins its holders like [`hold`](EndLocal::hold).
+    pub fn adopt(state: SharedRef<EndState>, rings: Vec<Ring>) -> Arc<EndLocal> {
+        let key = end_key(&state);
+        // Collected under the registry lock, compared (and dropped) after it: see
+        // `with_registry`.
+        let live: Vec<Arc<EndLocal>> =
+            with_registry(|r| r.ends.iter().filter_map(Weak::upgrade).collect());
+        let same = key.and_then(|key| live.into_iter().find(|e| end_key(&e.state) == Some(key)));
+        match same {
+            Some(local) => {
+                local.claim();
+                local
+            }
+            None => EndLocal::hold(state, rings),
+        }
+    }
+
+    /// The end's shared state.
+    pub fn state(&self) -> &SharedRef<EndState> {
+        &self.state
+    }
+
     /// Marks the end as used by this process (one relaxed load when already claimed).
     #[inline]
     pub fn claim(&self) {
@@ -107,7 +175,10 @@ impl EndLocal {
         if peer.is_closed() {
             return Some(Stop::Closed);
         }
-        if peer.holders.live_members() > 0 || peer.inherited.has_live_member_besides_me() {
+        if peer.holders.live_members() > 0
+            || peer.inherited.has_live_member_besides_me()
+            || peer.in_transit()
+        {
             return None;
         }
         if let Some(pid) = peer.holders.dead_member() {
@@ -125,12 +196,32 @@ impl Drop for EndLocal {
         state.inherited.leave();
         let nobody = state.holders.live_members() == 0
             && state.inherited.live_members() == 0
-            && state.holders.dead_member().is_none();
+            && state.holders.dead_member().is_none()
+            && !state.in_transit();
         if nobody {
             state.closed.store(1, Ordering::Release);
         }
         self.rings.iter().for_each(Ring::wake_all);
     }
+}
+
+/// Which end `state` is, independent of where it is mapped: the segment file's device and
+/// inode, and the end's index. `None` if the file cannot be inspected.
+fn end_key(state: &SharedRef<EndState>) -> Option<(u64, u64, usize)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = state.segment().file().metadata().ok()?;
+    Some((meta.dev(), meta.ino(), end_index(state)?))
+}
+
+/// Which end of its pipe `state` is (0 or 1): the ends' states open the segment, in order.
+pub(crate) fn end_index(state: &SharedRef<EndState>) -> Option<usize> {
+    let here = std::ptr::NonNull::from(&**state);
+    (0..2).find(|&i| {
+        state
+            .segment()
+            .ptr::<EndState>(i * std::mem::size_of::<EndState>(), 1)
+            .is_ok_and(|p| p == here)
+    })
 }
 
 fn join(roster: &Roster) {

@@ -35,6 +35,7 @@ mod link;
 mod pipe;
 mod queue;
 mod ring;
+mod transfer;
 mod wait;
 
 pub use error::{RecvError, SendError};

@@ -16,6 +16,7 @@ use crate::error::{RecvError, SendError};
 use crate::layout::{self, SPIN_BUDGET};
 use crate::link::Link;
 use crate::ring::{self, Deadline, Ring};
+use crate::transfer::{self, Role};
 
 /// Pause between polls of a waiting pipe side: short, a round trip is latency bound.
 const PIPE_PAUSE: u32 = 4;
@@ -135,19 +136,24 @@ impl<T> Pipe<T> {
     /// Any [`SegmentError`]: missing, another kind or message type, corrupt, …
     pub fn open(name: &str) -> Result<Connection<T>, SegmentError> {
         let seg = Segment::open_named(name, Kind::Pipe, layout::message_type::<T>())?;
-        let per_ring = seg.payload_len().saturating_sub(2 * END_SIZE) / 2;
-        let cap = per_ring.saturating_sub(ring::footprint(0)) as u64;
-        Parts::from_segment(Arc::new(seg), cap, 2)?.connection(1)
+        Parts::opened(seg, 2)?.connection(1)
     }
 }
 
 /// A pipe segment and its rings, before they are handed out as ends.
-struct Parts {
+pub(crate) struct Parts {
     seg: Arc<Segment>,
     rings: Vec<Ring>,
 }
 
 impl Parts {
+    /// The parts of an opened segment holding `rings` rings (2: duplex, 1: simplex).
+    pub(crate) fn opened(seg: Segment, rings: usize) -> Result<Parts, SegmentError> {
+        let per_ring = seg.payload_len().saturating_sub(2 * END_SIZE) / rings;
+        let cap = per_ring.saturating_sub(ring::footprint(0)) as u64;
+        Parts::from_segment(Arc::new(seg), cap, rings)
+    }
+
     fn create<T>(name: Option<&str>, bytes: usize, rings: usize) -> Result<Parts, SegmentError> {
         let cap = layout::ring_capacity(bytes)?;
         let len = 2 * END_SIZE + rings * ring::footprint(cap);
@@ -177,11 +183,23 @@ impl Parts {
     }
 
     fn link(&self, me: usize, tx: Option<usize>, rx: Option<usize>) -> Result<Link, SegmentError> {
+        self.link_as(me, tx, rx, EndLocal::hold)
+    }
+
+    /// End `me`, sending on ring `tx` and receiving on `rx`, this process's hold taken by
+    /// `hold` ([`EndLocal::hold`] for a new end, [`EndLocal::adopt`] for a received one).
+    pub(crate) fn link_as(
+        &self,
+        me: usize,
+        tx: Option<usize>,
+        rx: Option<usize>,
+        hold: fn(SharedRef<EndState>, Vec<Ring>) -> Arc<EndLocal>,
+    ) -> Result<Link, SegmentError> {
         let state = SharedRef::new(Arc::clone(&self.seg), me * END_SIZE)?;
         Ok(Link {
             tx: tx.map(|i| self.rings[i].clone()),
             rx: rx.map(|i| self.rings[i].clone()),
-            me: EndLocal::hold(state, self.rings.clone()),
+            me: hold(state, self.rings.clone()),
             peer: SharedRef::new(Arc::clone(&self.seg), (1 - me) * END_SIZE)?,
             policy: layout::policy(SPIN_BUDGET / PIPE_PAUSE, PIPE_PAUSE, LIVENESS_POLL),
         })
@@ -417,6 +435,30 @@ impl<T: DeserializeOwned> Receiver<T> {
 handle_impls!(Connection);
 handle_impls!(Sender);
 handle_impls!(Receiver);
+
+/// serde for an end type travelling as `role` (see `crate::transfer` for the hand-over).
+macro_rules! serde_end {
+    ($name:ident, $role:expr) => {
+        impl<T> Serialize for $name<T> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                transfer::serialize_end(&self.link, $role, serializer)
+            }
+        }
+
+        impl<'de, T> serde::Deserialize<'de> for $name<T> {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                Ok($name {
+                    link: transfer::deserialize_end::<T, D>(deserializer, $role)?,
+                    _msg: PhantomData,
+                })
+            }
+        }
+    };
+}
+
+serde_end!(Connection, Role::Connection);
+serde_end!(Sender, Role::Sender);
+serde_end!(Receiver, Role::Receiver);
 
 #[cfg(test)]
 mod tests {
