@@ -135,6 +135,18 @@ fn a_child_killed_while_the_parent_waits_in_recv_is_reported() {
 }
 
 #[test]
+fn a_child_killed_before_it_took_its_end_does_not_leave_the_parent_waiting() {
+    let (a, b) = Pipe::<u64>::duplex().unwrap();
+    let p = Process::spawn(pong, b).unwrap();
+    p.kill().unwrap(); // most likely before the child has even decoded its argument
+    match a.recv_timeout(BOUND) {
+        Err(RecvError::Disconnected | RecvError::PeerDied { .. }) => {}
+        other => panic!("expected the end to be gone, got {other:?}"),
+    }
+    assert!(p.join_result_timeout(BOUND).is_err());
+}
+
+#[test]
 fn a_child_sees_its_parent_die_through_a_received_end() {
     let report: Queue<String> = Queue::new().unwrap();
     let report_in_parent = report.clone();

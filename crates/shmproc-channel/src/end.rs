@@ -49,7 +49,7 @@ pub(crate) struct EndState {
     /// Bumped by every forked child once it has joined `inherited`.
     acks: AtomicU32,
     /// Hand-overs in progress (see `crate::transfer`): each non-zero slot is the identity of
-    /// the process that serialized the end; the end counts as held while that process lives.
+    /// the process vouching for one; the end counts as held while that process lives.
     transit: [AtomicU64; TRANSIT_SLOTS],
 }
 
@@ -70,13 +70,12 @@ impl EndState {
         self.ever_held.store(1, Ordering::Release);
     }
 
-    /// Records a hand-over by the calling process; the slot index, `None` if all are taken
-    /// by live senders.
-    pub fn begin_transit(&self) -> Option<usize> {
-        let me = shmproc_sync::process_identity();
+    /// Records a hand-over vouched for by process identity `guarantor`; the slot index, `None`
+    /// if all are taken by live guarantors.
+    pub fn begin_transit(&self, guarantor: u64) -> Option<usize> {
         let take = || {
             self.transit.iter().position(|slot| {
-                slot.compare_exchange(0, me, Ordering::AcqRel, Ordering::Relaxed)
+                slot.compare_exchange(0, guarantor, Ordering::AcqRel, Ordering::Relaxed)
                     .is_ok()
             })
         };
@@ -91,15 +90,15 @@ impl EndState {
         })
     }
 
-    /// Ends hand-over `slot` started by `sender` (the receiver holds the end by now). A slot
-    /// out of range or already reused is left alone.
-    pub fn end_transit(&self, slot: usize, sender: u64) {
+    /// Ends hand-over `slot` vouched for by `guarantor` (the receiver holds the end by now). A
+    /// slot out of range or already reused is left alone.
+    pub fn end_transit(&self, slot: usize, guarantor: u64) {
         if let Some(s) = self.transit.get(slot) {
-            let _ = s.compare_exchange(sender, 0, Ordering::AcqRel, Ordering::Relaxed);
+            let _ = s.compare_exchange(guarantor, 0, Ordering::AcqRel, Ordering::Relaxed);
         }
     }
 
-    /// Whether a hand-over whose sender still runs is in progress (reads `/proc`).
+    /// Whether a hand-over whose guarantor still runs is in progress (reads `/proc`).
     fn in_transit(&self) -> bool {
         self.transit.iter().any(|slot| {
             let id = slot.load(Ordering::Acquire);

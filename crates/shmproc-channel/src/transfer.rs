@@ -2,7 +2,7 @@
 //! detection right on the way.
 //!
 //! # Wire form
-//! `(segment, role, end, slot, sender)`: the segment as every shmproc handle writes it
+//! `(segment, role, end, slot, guarantor)`: the segment as every shmproc handle writes it
 //! ([`Segment::serialize_handle`]: a name, or inside `Process::spawn`/`Pool` a passed
 //! descriptor), which kind of handle it is (`Connection`, `Sender`, `Receiver`), which end of
 //! the pipe, and the hand-over record below. The receiver checks the role against the type it
@@ -10,19 +10,23 @@
 //!
 //! # Hand-over
 //! Serializing an end records a hand-over in the end's shared state: a slot holding the
-//! identity (pid + start time) of the serializing process. While the slot is set and that
-//! process lives, the end counts as held — even after the sender drops its own handle — so
+//! identity (pid + start time) of a *guarantor* process. While the slot is set and the
+//! guarantor lives, the end counts as held — even after the sender drops its own handle — so
 //! the other end never sees "peer gone" in the window before the receiver registers.
 //! Deserializing joins the end's holders first and clears the slot after, so at every moment
-//! the end is either held by the receiver or in transit. From then on the receiver is a
-//! holder like the creator: its exit (dropping the end) disconnects the other side, its death
-//! (SIGKILL) makes the other side's blocked calls fail with `PeerDied`.
+//! the end is held by the receiver or in transit. From then on the receiver is a holder like
+//! the creator: its exit (dropping the end) disconnects the other side, its death (SIGKILL)
+//! makes the other side's blocked calls fail with `PeerDied`.
 //!
-//! A hand-over that never completes (the bytes are dropped, or the receiving process dies
-//! before it deserializes) keeps the end held until the sending process exits; the other end
-//! then waits like it would for a live holder (use the `_timeout` forms). At most
-//! [`TRANSIT_SLOTS`] hand-overs of one end can be pending at once; a slot whose sender died
-//! is reused.
+//! The guarantor is the recipient when the sender knows it — a `Process::spawn` argument (the
+//! child is started before its argument is serialized) or a spawned entry's result (the
+//! parent) — so a recipient killed before it took the end releases it too. Otherwise (Pool
+//! task arguments, which wait for whichever worker is free; messages through a queue or pipe;
+//! bytes serialized by hand) it is the sending process: a hand-over that never completes
+//! (bytes dropped, or a Pool worker killed before it read its task) keeps the end held until
+//! the sender exits, and the other end waits as for a live holder (use the `_timeout` forms).
+//! At most [`TRANSIT_SLOTS`] hand-overs of one end can be pending at once; a slot whose
+//! guarantor died is reused.
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -88,7 +92,12 @@ pub(crate) fn serialize_end<S: Serializer>(
     let mut tuple = serializer.serialize_tuple(5)?;
     // The segment first: an anonymous one outside spawn/Pool fails here, before any record.
     tuple.serialize_element(&SegmentHandle(state.segment()))?;
-    let slot = state.begin_transit().ok_or_else(|| {
+    // Vouched for by the recipient when known (it can only die, not forget), else by us.
+    let guarantor = shmproc_shm::transfer_recipient().map_or_else(
+        shmproc_sync::process_identity,
+        shmproc_sync::process_identity_of,
+    );
+    let slot = state.begin_transit(guarantor).ok_or_else(|| {
         ser::Error::custom(format!(
             "{TRANSIT_SLOTS} hand-overs of this pipe end are already in progress; let their \
              receivers deserialize them first"
@@ -97,7 +106,7 @@ pub(crate) fn serialize_end<S: Serializer>(
     tuple.serialize_element(&(role as u8))?;
     tuple.serialize_element(&(me as u8))?;
     tuple.serialize_element(&(slot as u8))?;
-    tuple.serialize_element(&shmproc_sync::process_identity())?;
+    tuple.serialize_element(&guarantor)?;
     tuple.end()
 }
 
@@ -150,7 +159,7 @@ impl<'de, T> Visitor<'de> for EndVisitor<T> {
         let role: u8 = next(&mut seq, 1)?;
         let me = usize::from(next::<_, u8>(&mut seq, 2)?);
         let slot = usize::from(next::<_, u8>(&mut seq, 3)?);
-        let sender: u64 = next(&mut seq, 4)?;
+        let guarantor: u64 = next(&mut seq, 4)?;
         if role != self.role as u8 || !self.role.allows(me) {
             return Err(de::Error::custom(format!(
                 "expected a pipe {:?}, got role {role} end {me}",
@@ -163,7 +172,7 @@ impl<'de, T> Visitor<'de> for EndVisitor<T> {
         let link = parts
             .link_as(me, tx, rx, EndLocal::adopt)
             .map_err(de::Error::custom)?;
-        link.me.state().end_transit(slot, sender);
+        link.me.state().end_transit(slot, guarantor);
         Ok(link)
     }
 }
