@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use shmproc::{Connection, Pipe, Pool, Process, ProcessError, Queue, RecvError, SendError};
+use shmproc::{Connection, Pipe, Pool, Process, ProcessError, Queue, RecvError, SendError, Sender};
 
 /// Long enough that only a bug (a hang) reaches it.
 const BOUND: Duration = Duration::from_secs(20);
@@ -53,6 +53,19 @@ fn report_next_recv((end, report): (Connection<u64>, Queue<String>)) {
 
 /// Takes a queue handle from the named queue `outer` and puts `count` numbers into it.
 #[shmproc::entry]
+fn send_squares((tx, count): (Sender<u64>, u64)) {
+    for n in 0..count {
+        tx.send(&(n * n)).unwrap();
+    }
+}
+
+#[shmproc::entry]
+fn hand_back(end: Connection<u64>) -> Connection<u64> {
+    end.send(&1).unwrap();
+    end
+}
+
+#[shmproc::entry]
 fn produce_via((outer, count): (String, u64)) {
     let outer: Queue<Queue<u64>> = Queue::open(&outer).unwrap();
     let inner = outer.get_timeout(BOUND).unwrap();
@@ -83,7 +96,10 @@ fn a_spawned_entry_puts_into_a_queue_it_received() {
     let got: Vec<u64> = (0..100).map(|_| q.get_timeout(BOUND).unwrap()).collect();
     assert_eq!(got, (0..100).collect::<Vec<_>>(), "in order, none lost");
     p.join_result_timeout(BOUND).unwrap();
-    assert!(matches!(q.try_get(), Err(RecvError::Empty)), "none duplicated");
+    assert!(
+        matches!(q.try_get(), Err(RecvError::Empty)),
+        "none duplicated"
+    );
 }
 
 #[test]
@@ -111,6 +127,47 @@ fn a_spawned_entry_ping_pongs_on_a_pipe_end_then_its_exit_disconnects() {
 }
 
 #[test]
+fn a_spawned_entry_sends_on_a_simplex_sender_it_received() {
+    let (tx, rx) = Pipe::<u64>::simplex().unwrap();
+    let p = Process::spawn(send_squares, (tx, 50)).unwrap();
+    let got: Vec<u64> = (0..50).map(|_| rx.recv_timeout(BOUND).unwrap()).collect();
+    assert_eq!(got, (0..50).map(|n| n * n).collect::<Vec<_>>());
+    p.join_result_timeout(BOUND).unwrap();
+    assert!(matches!(
+        rx.recv_timeout(BOUND),
+        Err(RecvError::Disconnected)
+    ));
+}
+
+#[test]
+fn an_end_deserialized_as_another_kind_of_end_is_an_error() {
+    let name = common::unique("pend-role");
+    let a = Pipe::<u64>::create(&name).unwrap();
+    let bytes = postcard::to_allocvec(&a).unwrap();
+    assert!(postcard::from_bytes::<Sender<u64>>(&bytes).is_err());
+    assert!(postcard::from_bytes::<Connection<u32>>(&bytes).is_err());
+    assert!(postcard::from_bytes::<Connection<u64>>(&bytes).is_ok());
+}
+
+#[test]
+fn an_end_returned_by_a_spawned_entry_still_works_and_disconnects_when_dropped() {
+    let (a, b) = Pipe::<u64>::duplex().unwrap();
+    let p = Process::spawn(hand_back, b).unwrap();
+    assert_eq!(a.recv_timeout(BOUND).unwrap(), 1);
+    let b = p.join_result_timeout(BOUND).unwrap();
+    // The child has exited; the end it returned is held here now.
+    a.send(&2).unwrap();
+    assert_eq!(b.recv_timeout(BOUND).unwrap(), 2);
+    b.send(&3).unwrap();
+    assert_eq!(a.recv_timeout(BOUND).unwrap(), 3);
+    drop(b);
+    assert!(matches!(
+        a.recv_timeout(BOUND),
+        Err(RecvError::Disconnected)
+    ));
+}
+
+#[test]
 fn a_child_killed_while_the_parent_waits_in_recv_is_reported() {
     let (a, b) = Pipe::<u64>::duplex().unwrap();
     let p = Process::spawn(pong_once_then_hang, b).unwrap();
@@ -130,7 +187,10 @@ fn a_child_killed_while_the_parent_waits_in_recv_is_reported() {
     let p = killer.join().unwrap();
     assert!(matches!(
         p.join_result_timeout(BOUND),
-        Err(ProcessError::Signaled { name: "SIGKILL", .. })
+        Err(ProcessError::Signaled {
+            name: "SIGKILL",
+            ..
+        })
     ));
 }
 

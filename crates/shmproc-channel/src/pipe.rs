@@ -60,6 +60,23 @@ const END_SIZE: usize = std::mem::size_of::<EndState>();
 /// verdict on that end only while it runs — and never for itself: a child blocked on its own
 /// end sees the parent drop the other end, although it holds an unused copy of that one too.
 /// At most [`ROSTER_SLOTS`](shmproc_sync::ROSTER_SLOTS) processes are tracked per end.
+///
+/// # Passing ends to other processes
+/// [`Connection`], [`Sender`] and [`Receiver`] implement serde, so an end can be an argument
+/// or result of `Process::spawn` or a `Pool` task (an anonymous pipe travels as a file
+/// descriptor), or — for a named pipe only — a message on a queue or pipe to any process. The
+/// receiving process becomes a holder of that end exactly like its creator: its exit
+/// disconnects the other end, its death is reported as `PeerDied`.
+///
+/// While an end travels it is *in transit*: serializing it records, in the end's shared
+/// state, a guarantor process — the recipient when known (a spawned child for its argument,
+/// the parent for a result), else the sender — and the end counts as held while that process
+/// lives. The receiver joins the end's holders before it clears that record, so dropping the
+/// sent handle right after sending (as `Process::spawn(entry, end)` does) never looks like
+/// "peer gone", and a spawned child killed before it took the end releases it. A hand-over
+/// that never completes while its guarantor lives (bytes dropped, a Pool worker killed before
+/// reading its task) keeps the end held until that process exits: use the `_timeout` forms.
+/// At most 8 hand-overs of one end can be pending at once.
 pub struct Pipe<T>(PhantomData<fn(T) -> T>);
 
 impl<T> Pipe<T> {

@@ -403,7 +403,8 @@ impl<T> Serialize for Queue<T> {
 
 impl<'de, T> serde::Deserialize<'de> for Queue<T> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let seg = Segment::deserialize_handle(deserializer, Kind::Queue, layout::message_type::<T>())?;
+        let seg =
+            Segment::deserialize_handle(deserializer, Kind::Queue, layout::message_type::<T>())?;
         Queue::opened(seg).map_err(serde::de::Error::custom)
     }
 }

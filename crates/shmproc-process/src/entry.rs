@@ -67,8 +67,7 @@ pub(crate) fn encode_for<T: Serialize + ?Sized>(
     recipient: Option<u32>,
 ) -> Result<Frame, String> {
     let _stale = shmproc_shm::take_transfer_error();
-    let (bytes, fds) =
-        shmproc_shm::collect_fds_for(recipient, || postcard::to_allocvec(value));
+    let (bytes, fds) = shmproc_shm::collect_fds_for(recipient, || postcard::to_allocvec(value));
     if fds.len() > crate::sys::MAX_FDS {
         return Err(format!(
             "{} anonymous handles in one message; at most {} (pass fewer, or named ones)",

@@ -42,8 +42,10 @@ impl<R: DeserializeOwned> Process<R> {
     /// program, which runs the entry before its `main` would start, sends the result back and
     /// exits. Works the same in binaries, examples, test and bench binaries; no setup code.
     ///
-    /// Handles (`Value`, `Array`, `Lock`) in `arg` are shared with the child: anonymous ones
-    /// travel as file descriptors, named ones by name.
+    /// Handles (`Value`, `Array`, the sync types, `Queue`, pipe ends) in `arg` are shared with
+    /// the child: anonymous ones travel as file descriptors, named ones by name. The child is
+    /// started before `arg` is serialized, so a pipe end in it is vouched for by the child
+    /// until the child takes hold of it (see `Pipe`).
     ///
     /// # Examples
     /// ```
