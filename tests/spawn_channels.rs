@@ -83,6 +83,21 @@ fn pong_via(outer: String) {
     end.send(&(n + 1)).unwrap();
 }
 
+/// Asserts a receive reported that the other end was dropped (not died, not timed out).
+fn assert_disconnected(got: Result<u64, RecvError>) {
+    assert!(matches!(got, Err(RecvError::Disconnected)), "{got:?}");
+}
+
+/// Checks `a` and `b` still talk both ways, then that dropping `b` disconnects `a`.
+fn talk_then_drop(a: &Connection<u64>, b: Connection<u64>) {
+    a.send(&2).unwrap();
+    assert_eq!(b.recv_timeout(BOUND).unwrap(), 2);
+    b.send(&3).unwrap();
+    assert_eq!(a.recv_timeout(BOUND).unwrap(), 3);
+    drop(b);
+    assert_disconnected(a.recv_timeout(BOUND));
+}
+
 fn get_all(q: &Queue<u64>, count: usize) -> Vec<u64> {
     let mut got: Vec<u64> = (0..count).map(|_| q.get_timeout(BOUND).unwrap()).collect();
     got.sort_unstable();
@@ -119,10 +134,7 @@ fn a_spawned_entry_ping_pongs_on_a_pipe_end_then_its_exit_disconnects() {
     }
     a.send(&u64::MAX).unwrap();
     assert_eq!(p.join_result_timeout(BOUND).unwrap(), 100);
-    assert!(matches!(
-        a.recv_timeout(BOUND),
-        Err(RecvError::Disconnected)
-    ));
+    assert_disconnected(a.recv_timeout(BOUND));
     assert!(matches!(a.send(&1), Err(SendError::Disconnected)));
 }
 
@@ -133,10 +145,7 @@ fn a_spawned_entry_sends_on_a_simplex_sender_it_received() {
     let got: Vec<u64> = (0..50).map(|_| rx.recv_timeout(BOUND).unwrap()).collect();
     assert_eq!(got, (0..50).map(|n| n * n).collect::<Vec<_>>());
     p.join_result_timeout(BOUND).unwrap();
-    assert!(matches!(
-        rx.recv_timeout(BOUND),
-        Err(RecvError::Disconnected)
-    ));
+    assert_disconnected(rx.recv_timeout(BOUND));
 }
 
 #[test]
@@ -156,15 +165,7 @@ fn an_end_returned_by_a_spawned_entry_still_works_and_disconnects_when_dropped()
     assert_eq!(a.recv_timeout(BOUND).unwrap(), 1);
     let b = p.join_result_timeout(BOUND).unwrap();
     // The child has exited; the end it returned is held here now.
-    a.send(&2).unwrap();
-    assert_eq!(b.recv_timeout(BOUND).unwrap(), 2);
-    b.send(&3).unwrap();
-    assert_eq!(a.recv_timeout(BOUND).unwrap(), 3);
-    drop(b);
-    assert!(matches!(
-        a.recv_timeout(BOUND),
-        Err(RecvError::Disconnected)
-    ));
+    talk_then_drop(&a, b);
 }
 
 #[test]
@@ -263,10 +264,7 @@ fn a_named_pipe_end_travels_through_a_named_queue_and_its_receiver_is_tracked() 
     a.send(&7).unwrap();
     assert_eq!(a.recv_timeout(BOUND).unwrap(), 8);
     p.join_result_timeout(BOUND).unwrap();
-    assert!(matches!(
-        a.recv_timeout(BOUND),
-        Err(RecvError::Disconnected)
-    ));
+    assert_disconnected(a.recv_timeout(BOUND));
     drop((a, outer));
     assert!(common::leftovers("pend-").is_empty());
 }
@@ -280,13 +278,7 @@ fn an_end_received_by_a_process_that_holds_it_shares_that_hold() {
     let again: Connection<u64> = postcard::from_bytes(&bytes).unwrap();
     drop(again);
     // `b` still holds the end: dropping the received copy did not close it.
-    a.send(&1).unwrap();
-    assert_eq!(b.recv_timeout(BOUND).unwrap(), 1);
-    drop(b);
-    assert!(matches!(
-        a.recv_timeout(BOUND),
-        Err(RecvError::Disconnected)
-    ));
+    talk_then_drop(&a, b);
 }
 
 #[test]
@@ -307,8 +299,5 @@ fn anonymous_channel_handles_cannot_leave_spawn_or_pool() {
     assert!(postcard::to_allocvec(&rx).is_err());
     // A refused hand-over leaves nothing behind: dropping `b` still disconnects `a`.
     drop(b);
-    assert!(matches!(
-        a.recv_timeout(BOUND),
-        Err(RecvError::Disconnected)
-    ));
+    assert_disconnected(a.recv_timeout(BOUND));
 }
