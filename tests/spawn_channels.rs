@@ -282,6 +282,21 @@ fn an_end_received_by_a_process_that_holds_it_shares_that_hold() {
 }
 
 #[test]
+fn a_failed_send_of_an_end_does_not_leave_it_in_transit() {
+    let name = common::unique("pend-fail");
+    let a = Pipe::<u64>::create(&name).unwrap();
+    let b = Pipe::<u64>::open(&name).unwrap();
+    let closed: Queue<Connection<u64>> = Queue::new().unwrap();
+    closed.close();
+    for _ in 0..20 {
+        // More failures than there are hand-over slots: none of them keeps one.
+        assert!(matches!(closed.put(&b), Err(SendError::Disconnected)));
+    }
+    drop(b);
+    assert_disconnected(a.recv_timeout(BOUND));
+}
+
+#[test]
 fn anonymous_channel_handles_cannot_leave_spawn_or_pool() {
     let q: Queue<u64> = Queue::new().unwrap();
     assert!(postcard::to_allocvec(&q).is_err());

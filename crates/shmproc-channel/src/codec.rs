@@ -5,12 +5,22 @@ use std::cell::RefCell;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::transfer;
+
 thread_local! {
     static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Encodes `msg` and hands the bytes to `f` (no allocation once the buffer has grown).
+/// Encodes `msg` and hands the bytes to `f` (no allocation once the buffer has grown). If
+/// that fails, pipe ends in `msg` are not in transit any more (see `transfer`).
 pub(crate) fn with_encoded<T: Serialize + ?Sized, R, E: From<postcard::Error>>(
+    msg: &T,
+    f: impl FnOnce(&[u8]) -> Result<R, E>,
+) -> Result<R, E> {
+    transfer::undo_on_error(|| encode_then(msg, f))
+}
+
+fn encode_then<T: Serialize + ?Sized, R, E: From<postcard::Error>>(
     msg: &T,
     f: impl FnOnce(&[u8]) -> Result<R, E>,
 ) -> Result<R, E> {

@@ -16,7 +16,7 @@ use crate::error::{RecvError, SendError};
 use crate::layout::{self, SPIN_BUDGET};
 use crate::link::Link;
 use crate::ring::{self, Deadline, Ring};
-use crate::transfer::{self, Role};
+use crate::transfer::{serde_end, Role};
 
 /// Pause between polls of a waiting pipe side: short, a round trip is latency bound.
 const PIPE_PAUSE: u32 = 4;
@@ -452,26 +452,6 @@ impl<T: DeserializeOwned> Receiver<T> {
 handle_impls!(Connection);
 handle_impls!(Sender);
 handle_impls!(Receiver);
-
-/// serde for an end type travelling as `role` (see `crate::transfer` for the hand-over).
-macro_rules! serde_end {
-    ($name:ident, $role:expr) => {
-        impl<T> Serialize for $name<T> {
-            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                transfer::serialize_end(&self.link, $role, serializer)
-            }
-        }
-
-        impl<'de, T> serde::Deserialize<'de> for $name<T> {
-            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                Ok($name {
-                    link: transfer::deserialize_end::<T, D>(deserializer, $role)?,
-                    _msg: PhantomData,
-                })
-            }
-        }
-    };
-}
 
 serde_end!(Connection, Role::Connection);
 serde_end!(Sender, Role::Sender);

@@ -28,15 +28,16 @@
 //! At most [`TRANSIT_SLOTS`] hand-overs of one end can be pending at once; a slot whose
 //! guarantor died is reused.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::marker::PhantomData;
 
 use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
 use serde::ser::{self, SerializeTuple};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use shmproc_shm::{Kind, Segment};
+use shmproc_shm::{Kind, Segment, SharedRef};
 
-use crate::end::{end_index, EndLocal, TRANSIT_SLOTS};
+use crate::end::{end_index, EndLocal, EndState, TRANSIT_SLOTS};
 use crate::layout;
 use crate::link::Link;
 use crate::pipe::Parts;
@@ -72,6 +73,57 @@ impl Role {
     }
 }
 
+/// serde for an end type travelling as `role` (see `crate::transfer` for the hand-over).
+macro_rules! serde_end {
+    ($name:ident, $role:expr) => {
+        impl<T> serde::Serialize for $name<T> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                $crate::transfer::serialize_end(&self.link, $role, serializer)
+            }
+        }
+
+        impl<'de, T> serde::Deserialize<'de> for $name<T> {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                Ok($name {
+                    link: $crate::transfer::deserialize_end::<T, D>(deserializer, $role)?,
+                    _msg: std::marker::PhantomData,
+                })
+            }
+        }
+    };
+}
+pub(crate) use serde_end;
+
+thread_local! {
+    /// Hand-overs begun on this thread inside [`undo_on_error`], to revoke if it fails.
+    static BEGUN: RefCell<Option<Vec<Begun>>> = const { RefCell::new(None) };
+}
+
+/// One recorded hand-over: the end's state, its slot and guarantor.
+type Begun = (SharedRef<EndState>, usize, u64);
+
+/// Runs `f` (which serializes a message and sends it); if it fails, the hand-overs of pipe
+/// ends it serialized are revoked — the message was not delivered, so nobody will take them.
+pub(crate) fn undo_on_error<R, E>(f: impl FnOnce() -> Result<R, E>) -> Result<R, E> {
+    /// Restores the outer list even if `f` panics.
+    struct Scope(Option<Vec<Begun>>);
+    impl Drop for Scope {
+        fn drop(&mut self) {
+            BEGUN.with(|b| b.replace(self.0.take()));
+        }
+    }
+    let scope = Scope(BEGUN.with(|b| b.replace(Some(Vec::new()))));
+    let result = f();
+    let begun = BEGUN.with(|b| b.borrow_mut().take()).unwrap_or_default();
+    drop(scope);
+    if result.is_err() {
+        for (state, slot, guarantor) in begun {
+            state.end_transit(slot, guarantor);
+        }
+    }
+    result
+}
+
 /// A segment handle as a tuple element.
 struct SegmentHandle<'a>(&'a Segment);
 
@@ -103,6 +155,11 @@ pub(crate) fn serialize_end<S: Serializer>(
              receivers deserialize them first"
         ))
     })?;
+    BEGUN.with(|b| {
+        if let Some(begun) = b.borrow_mut().as_mut() {
+            begun.push((state.clone(), slot, guarantor));
+        }
+    });
     tuple.serialize_element(&(role as u8))?;
     tuple.serialize_element(&(me as u8))?;
     tuple.serialize_element(&(slot as u8))?;
