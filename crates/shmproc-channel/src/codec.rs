@@ -17,7 +17,12 @@ pub(crate) fn with_encoded<T: Serialize + ?Sized, R, E: From<postcard::Error>>(
     msg: &T,
     f: impl FnOnce(&[u8]) -> Result<R, E>,
 ) -> Result<R, E> {
-    transfer::undo_on_error(|| encode_then(msg, f))
+    let mark = transfer::begun_count();
+    let result = encode_then(msg, f);
+    if transfer::begun_count() != mark {
+        transfer::settle(mark, result.is_err());
+    }
+    result
 }
 
 fn encode_then<T: Serialize + ?Sized, R, E: From<postcard::Error>>(

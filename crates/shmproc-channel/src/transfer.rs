@@ -28,7 +28,7 @@
 //! At most [`TRANSIT_SLOTS`] hand-overs of one end can be pending at once; a slot whose
 //! guarantor died is reused.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -95,33 +95,40 @@ macro_rules! serde_end {
 pub(crate) use serde_end;
 
 thread_local! {
-    /// Hand-overs begun on this thread inside [`undo_on_error`], to revoke if it fails.
-    static BEGUN: RefCell<Option<Vec<Begun>>> = const { RefCell::new(None) };
+    /// Hand-overs begun on this thread so far (a sequence number).
+    static BEGUN_COUNT: Cell<u64> = const { Cell::new(0) };
+    /// The most recent of them, to revoke when the send that serialized them fails.
+    static BEGUN: RefCell<Vec<Begun>> = const { RefCell::new(Vec::new()) };
 }
 
-/// One recorded hand-over: the end's state, its slot and guarantor.
-type Begun = (SharedRef<EndState>, usize, u64);
+/// How many recent hand-overs a thread remembers (a failed message carrying more pipe ends
+/// than this revokes only the last ones; the others stay until their guarantor exits).
+const REMEMBERED: usize = 64;
 
-/// Runs `f` (which serializes a message and sends it); if it fails, the hand-overs of pipe
-/// ends it serialized are revoked — the message was not delivered, so nobody will take them.
-pub(crate) fn undo_on_error<R, E>(f: impl FnOnce() -> Result<R, E>) -> Result<R, E> {
-    /// Restores the outer list even if `f` panics.
-    struct Scope(Option<Vec<Begun>>);
-    impl Drop for Scope {
-        fn drop(&mut self) {
-            BEGUN.with(|b| b.replace(self.0.take()));
-        }
-    }
-    let scope = Scope(BEGUN.with(|b| b.replace(Some(Vec::new()))));
-    let result = f();
-    let begun = BEGUN.with(|b| b.borrow_mut().take()).unwrap_or_default();
-    drop(scope);
-    if result.is_err() {
-        for (state, slot, guarantor) in begun {
+/// One recorded hand-over: its sequence number, the end's state, its slot and guarantor.
+type Begun = (u64, SharedRef<EndState>, usize, u64);
+
+/// The sequence number of the last hand-over begun on this thread (two of these around an
+/// encoding tell, for free, whether it serialized any pipe end).
+#[inline]
+pub(crate) fn begun_count() -> u64 {
+    BEGUN_COUNT.with(Cell::get)
+}
+
+/// After a send that serialized pipe ends (hand-overs after `mark`): forgets them, and revokes
+/// them if the send `failed` — the message was not delivered, so nobody will take them.
+#[cold]
+pub(crate) fn settle(mark: u64, failed: bool) {
+    let begun: Vec<Begun> = BEGUN.with(|b| {
+        let mut b = b.borrow_mut();
+        let first = b.iter().position(|e| e.0 > mark).unwrap_or(b.len());
+        b.drain(first..).collect()
+    });
+    if failed {
+        for (_, state, slot, guarantor) in begun {
             state.end_transit(slot, guarantor);
         }
     }
-    result
 }
 
 /// A segment handle as a tuple element.
@@ -155,10 +162,16 @@ pub(crate) fn serialize_end<S: Serializer>(
              receivers deserialize them first"
         ))
     })?;
+    let seq = BEGUN_COUNT.with(|c| {
+        c.set(c.get() + 1);
+        c.get()
+    });
     BEGUN.with(|b| {
-        if let Some(begun) = b.borrow_mut().as_mut() {
-            begun.push((state.clone(), slot, guarantor));
+        let mut b = b.borrow_mut();
+        if b.len() == REMEMBERED {
+            b.remove(0); // from an encoding outside a channel send: nobody settles those
         }
+        b.push((seq, state.clone(), slot, guarantor));
     });
     tuple.serialize_element(&(role as u8))?;
     tuple.serialize_element(&(me as u8))?;
