@@ -76,7 +76,8 @@ const END_SIZE: usize = std::mem::size_of::<EndState>();
 /// "peer gone", and a spawned child killed before it took the end releases it. A hand-over
 /// that never completes while its guarantor lives (bytes dropped, a Pool worker killed before
 /// reading its task) keeps the end held until that process exits: use the `_timeout` forms.
-/// At most 8 hand-overs of one end can be pending at once.
+/// A `put`/`send` carrying an end that fails revokes its hand-over. At most 8 hand-overs of
+/// one end can be pending at once.
 pub struct Pipe<T>(PhantomData<fn(T) -> T>);
 
 impl<T> Pipe<T> {

@@ -25,8 +25,9 @@
 //! bytes serialized by hand) it is the sending process: a hand-over that never completes
 //! (bytes dropped, or a Pool worker killed before it read its task) keeps the end held until
 //! the sender exits, and the other end waits as for a live holder (use the `_timeout` forms).
-//! At most [`TRANSIT_SLOTS`] hand-overs of one end can be pending at once; a slot whose
-//! guarantor died is reused.
+//! A queue `put` or pipe `send` that fails after serializing an end revokes its hand-over
+//! (the message never arrives). At most [`TRANSIT_SLOTS`] hand-overs of one end can be
+//! pending at once; a slot whose guarantor died is reused.
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
