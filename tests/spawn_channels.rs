@@ -60,6 +60,11 @@ fn send_squares((tx, count): (Sender<u64>, u64)) {
 }
 
 #[shmproc::entry]
+fn count_queues((_end, queues): (Connection<u64>, Vec<Queue<u64>>)) -> usize {
+    queues.len()
+}
+
+#[shmproc::entry]
 fn hand_back(end: Connection<u64>) -> Connection<u64> {
     end.send(&1).unwrap();
     end
@@ -293,6 +298,19 @@ fn a_failed_send_of_an_end_does_not_leave_it_in_transit() {
         assert!(matches!(closed.put(&b), Err(SendError::Disconnected)));
     }
     drop(b);
+    assert_disconnected(a.recv_timeout(BOUND));
+}
+
+#[test]
+fn a_spawn_whose_argument_cannot_be_sent_releases_the_end_in_it() {
+    let (a, b) = Pipe::<u64>::duplex().unwrap();
+    // More anonymous handles than one message can carry: encoding fails after `b`'s hand-over
+    // was recorded for the child, which spawn then kills.
+    let queues: Vec<Queue<u64>> = (0..65).map(|_| Queue::with_capacity(64).unwrap()).collect();
+    assert!(matches!(
+        Process::spawn(count_queues, (b, queues)),
+        Err(ProcessError::Encode(_))
+    ));
     assert_disconnected(a.recv_timeout(BOUND));
 }
 

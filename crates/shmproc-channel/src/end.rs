@@ -346,3 +346,37 @@ fn ensure_fork_handlers() {
     let registered = sys::at_fork(before_fork, after_fork_parent, after_fork_child).is_ok();
     HANDLERS.store(if registered { u32::MAX } else { 0 }, Ordering::Release);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transit_slots_fill_up_free_by_guarantor_and_recycle_dead_ones() {
+        let state = EndState::default();
+        let me = shmproc_sync::process_identity();
+        let slots: Vec<usize> = (0..TRANSIT_SLOTS)
+            .map(|_| state.begin_transit(me).unwrap())
+            .collect();
+        assert!(state.in_transit());
+        assert_eq!(
+            state.begin_transit(me),
+            None,
+            "all taken by a live guarantor"
+        );
+        state.end_transit(slots[3], me ^ 1); // someone else's record: left alone
+        assert_eq!(state.begin_transit(me), None);
+        state.end_transit(slots[3], me);
+        assert_eq!(state.begin_transit(me), Some(slots[3]));
+        state.end_transit(TRANSIT_SLOTS + 5, me); // out of range: ignored
+                                                  // A slot whose guarantor is dead is reused when all are taken.
+        let dead = shmproc_sync::process_identity_of(u32::MAX >> 10);
+        state.end_transit(slots[0], me);
+        assert_eq!(state.begin_transit(dead), Some(slots[0]));
+        assert_eq!(state.begin_transit(me), Some(slots[0]));
+        for slot in slots {
+            state.end_transit(slot, me);
+        }
+        assert!(!state.in_transit());
+    }
+}
