@@ -244,6 +244,21 @@ fn a_pool_task_puts_into_a_queue_it_received() {
 }
 
 #[test]
+fn a_pool_task_ping_pongs_on_a_pipe_end_it_received() {
+    let pool = Pool::new(1).unwrap();
+    let (a, b) = Pipe::<u64>::duplex().unwrap();
+    let task = pool.submit(pong, b).unwrap();
+    for n in [10, 20, 30] {
+        a.send(&n).unwrap();
+        assert_eq!(a.recv_timeout(BOUND).unwrap(), n + 1);
+    }
+    a.send(&u64::MAX).unwrap();
+    assert_eq!(task.wait_timeout(BOUND).unwrap(), 3);
+    // The worker lives on, but the task dropped its end.
+    assert_disconnected(a.recv_timeout(BOUND));
+}
+
+#[test]
 fn a_named_queue_handle_travels_through_another_named_queue() {
     let outer_name = common::unique("chan-outer");
     let outer: Queue<Queue<u64>> = Queue::create(&outer_name).unwrap();
