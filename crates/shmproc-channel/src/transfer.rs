@@ -32,6 +32,7 @@
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::{Arc, Weak};
 
 use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
 use serde::ser::{self, SerializeTuple};
@@ -106,8 +107,9 @@ thread_local! {
 /// than this revokes only the last ones; the others stay until their guarantor exits).
 const REMEMBERED: usize = 64;
 
-/// One recorded hand-over: its sequence number, the end's state, its slot and guarantor.
-type Begun = (u64, SharedRef<EndState>, usize, u64);
+/// One recorded hand-over: its sequence number, the pipe's segment (weak: a record must not
+/// keep a named segment from being unlinked), the end, its slot and guarantor.
+type Begun = (u64, Weak<Segment>, usize, usize, u64);
 
 /// The sequence number of the last hand-over begun on this thread (two of these around an
 /// encoding tell, for free, whether it serialized any pipe end).
@@ -126,8 +128,13 @@ pub(crate) fn settle(mark: u64, failed: bool) {
         b.drain(first..).collect()
     });
     if failed {
-        for (_, state, slot, guarantor) in begun {
-            state.end_transit(slot, guarantor);
+        for (_, seg, me, slot, guarantor) in begun {
+            let state = seg
+                .upgrade()
+                .map(|seg| SharedRef::<EndState>::new(seg, me * std::mem::size_of::<EndState>()));
+            if let Some(Ok(state)) = state {
+                state.end_transit(slot, guarantor);
+            }
         }
     }
 }
@@ -172,7 +179,7 @@ pub(crate) fn serialize_end<S: Serializer>(
         if b.len() == REMEMBERED {
             b.remove(0); // from an encoding outside a channel send: nobody settles those
         }
-        b.push((seq, state.clone(), slot, guarantor));
+        b.push((seq, Arc::downgrade(state.segment()), me, slot, guarantor));
     });
     tuple.serialize_element(&(role as u8))?;
     tuple.serialize_element(&(me as u8))?;
