@@ -162,7 +162,10 @@ fn an_end_deserialized_as_another_kind_of_end_is_an_error() {
     assert!(postcard::from_bytes::<Connection<u32>>(&bytes).is_err());
     assert!(postcard::from_bytes::<Connection<u64>>(&bytes).is_ok());
     drop(a);
-    assert!(common::leftovers("pend-role").is_empty(), "serializing kept it");
+    assert!(
+        common::leftovers("pend-role").is_empty(),
+        "serializing kept it"
+    );
 }
 
 #[test]

@@ -2,14 +2,17 @@
 //!
 //! Each end has, in shared memory, two [`Roster`]s and a `closed` flag:
 //! - `holders`: processes that created/opened the end or have sent/received through it;
-//! - `inherited`: forked children that got a copy of the end and have not used it yet.
+//! - `inherited`: forked children that got a copy of the end and have not used it yet;
+//! - `transit`: hand-overs to other processes in progress (serialized ends not yet taken; see
+//!   `crate::transfer`), each vouched for by a guarantor process.
 //!
 //! In each process, all clones of a handle share one [`EndLocal`]. When the last one is
 //! dropped the process leaves both rosters; if then nobody alive holds or inherited the end and
 //! no holder died, it sets `closed` and wakes the other side. A holder that dies stays listed.
 //!
 //! The other side considers the end **gone** when it is `closed`, or when no live process is
-//! in either roster (itself excepted in `inherited`) and someone ever held it: then
+//! in either roster (itself excepted in `inherited`) or vouches for a hand-over, and someone
+//! ever held it: then
 //! `PeerDied` if a holder died without leaving, else `Disconnected`. An end nobody has opened
 //! yet (a named pipe before `open`) is not gone.
 //!
