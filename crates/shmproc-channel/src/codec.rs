@@ -5,12 +5,27 @@ use std::cell::RefCell;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::transfer;
+
 thread_local! {
     static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Encodes `msg` and hands the bytes to `f` (no allocation once the buffer has grown).
+/// Encodes `msg` and hands the bytes to `f` (no allocation once the buffer has grown). If
+/// that fails, pipe ends in `msg` are not in transit any more (see `transfer`).
 pub(crate) fn with_encoded<T: Serialize + ?Sized, R, E: From<postcard::Error>>(
+    msg: &T,
+    f: impl FnOnce(&[u8]) -> Result<R, E>,
+) -> Result<R, E> {
+    let mark = transfer::begun_count();
+    let result = encode_then(msg, f);
+    if transfer::begun_count() != mark {
+        transfer::settle(mark, result.is_err());
+    }
+    result
+}
+
+fn encode_then<T: Serialize + ?Sized, R, E: From<postcard::Error>>(
     msg: &T,
     f: impl FnOnce(&[u8]) -> Result<R, E>,
 ) -> Result<R, E> {

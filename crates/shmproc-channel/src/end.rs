@@ -2,14 +2,17 @@
 //!
 //! Each end has, in shared memory, two [`Roster`]s and a `closed` flag:
 //! - `holders`: processes that created/opened the end or have sent/received through it;
-//! - `inherited`: forked children that got a copy of the end and have not used it yet.
+//! - `inherited`: forked children that got a copy of the end and have not used it yet;
+//! - `transit`: hand-overs to other processes in progress (serialized ends not yet taken; see
+//!   `crate::transfer`), each vouched for by a guarantor process.
 //!
 //! In each process, all clones of a handle share one [`EndLocal`]. When the last one is
 //! dropped the process leaves both rosters; if then nobody alive holds or inherited the end and
 //! no holder died, it sets `closed` and wakes the other side. A holder that dies stays listed.
 //!
 //! The other side considers the end **gone** when it is `closed`, or when no live process is
-//! in either roster (itself excepted in `inherited`) and someone ever held it: then
+//! in either roster (itself excepted in `inherited`) or vouches for a hand-over, and someone
+//! ever held it: then
 //! `PeerDied` if a holder died without leaving, else `Disconnected`. An end nobody has opened
 //! yet (a named pipe before `open`) is not gone.
 //!
@@ -23,7 +26,7 @@
 //! the other end even though it inherited a copy of that one too.
 
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -48,7 +51,13 @@ pub(crate) struct EndState {
     ever_held: AtomicU32,
     /// Bumped by every forked child once it has joined `inherited`.
     acks: AtomicU32,
+    /// Hand-overs in progress (see `crate::transfer`): each non-zero slot is the identity of
+    /// the process vouching for one; the end counts as held while that process lives.
+    transit: [AtomicU64; TRANSIT_SLOTS],
 }
+
+/// How many hand-overs of one end can be in progress at once.
+pub(crate) const TRANSIT_SLOTS: usize = 8;
 
 // SAFETY: only atomics (Roster is AtomicShareable); all zeroes is an open end nobody holds yet.
 unsafe impl AtomicShareable for EndState {}
@@ -62,6 +71,42 @@ impl EndState {
     fn hold(&self) {
         join(&self.holders);
         self.ever_held.store(1, Ordering::Release);
+    }
+
+    /// Records a hand-over vouched for by process identity `guarantor`; the slot index, `None`
+    /// if all are taken by live guarantors.
+    pub fn begin_transit(&self, guarantor: u64) -> Option<usize> {
+        let take = || {
+            self.transit.iter().position(|slot| {
+                slot.compare_exchange(0, guarantor, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+            })
+        };
+        take().or_else(|| {
+            for slot in &self.transit {
+                let id = slot.load(Ordering::Acquire);
+                if id != 0 && !shmproc_sync::identity_alive(id) {
+                    let _ = slot.compare_exchange(id, 0, Ordering::AcqRel, Ordering::Relaxed);
+                }
+            }
+            take()
+        })
+    }
+
+    /// Ends hand-over `slot` vouched for by `guarantor` (the receiver holds the end by now). A
+    /// slot out of range or already reused is left alone.
+    pub fn end_transit(&self, slot: usize, guarantor: u64) {
+        if let Some(s) = self.transit.get(slot) {
+            let _ = s.compare_exchange(guarantor, 0, Ordering::AcqRel, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether a hand-over whose guarantor still runs is in progress (reads `/proc`).
+    fn in_transit(&self) -> bool {
+        self.transit.iter().any(|slot| {
+            let id = slot.load(Ordering::Acquire);
+            id != 0 && shmproc_sync::identity_alive(id)
+        })
     }
 }
 
@@ -91,6 +136,31 @@ impl EndLocal {
         local
     }
 
+    /// Takes hold of an end received from another process (see `crate::transfer`): shares
+    /// this process's existing hold on the same end if there is one (roster membership is per
+    /// process, so two independent holds would let the first drop un-register the second),
+    /// else joins its holders like [`hold`](EndLocal::hold).
+    pub fn adopt(state: SharedRef<EndState>, rings: Vec<Ring>) -> Arc<EndLocal> {
+        let key = end_key(&state);
+        // Collected under the registry lock, compared (and dropped) after it: see
+        // `with_registry`.
+        let live: Vec<Arc<EndLocal>> =
+            with_registry(|r| r.ends.iter().filter_map(Weak::upgrade).collect());
+        let same = key.and_then(|key| live.into_iter().find(|e| end_key(&e.state) == Some(key)));
+        match same {
+            Some(local) => {
+                local.claim();
+                local
+            }
+            None => EndLocal::hold(state, rings),
+        }
+    }
+
+    /// The end's shared state.
+    pub fn state(&self) -> &SharedRef<EndState> {
+        &self.state
+    }
+
     /// Marks the end as used by this process (one relaxed load when already claimed).
     #[inline]
     pub fn claim(&self) {
@@ -107,7 +177,10 @@ impl EndLocal {
         if peer.is_closed() {
             return Some(Stop::Closed);
         }
-        if peer.holders.live_members() > 0 || peer.inherited.has_live_member_besides_me() {
+        if peer.holders.live_members() > 0
+            || peer.inherited.has_live_member_besides_me()
+            || peer.in_transit()
+        {
             return None;
         }
         if let Some(pid) = peer.holders.dead_member() {
@@ -125,12 +198,32 @@ impl Drop for EndLocal {
         state.inherited.leave();
         let nobody = state.holders.live_members() == 0
             && state.inherited.live_members() == 0
-            && state.holders.dead_member().is_none();
+            && state.holders.dead_member().is_none()
+            && !state.in_transit();
         if nobody {
             state.closed.store(1, Ordering::Release);
         }
         self.rings.iter().for_each(Ring::wake_all);
     }
+}
+
+/// Which end `state` is, independent of where it is mapped: the segment file's device and
+/// inode, and the end's index. `None` if the file cannot be inspected.
+fn end_key(state: &SharedRef<EndState>) -> Option<(u64, u64, usize)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = state.segment().file().metadata().ok()?;
+    Some((meta.dev(), meta.ino(), end_index(state)?))
+}
+
+/// Which end of its pipe `state` is (0 or 1): the ends' states open the segment, in order.
+pub(crate) fn end_index(state: &SharedRef<EndState>) -> Option<usize> {
+    let here = std::ptr::NonNull::from(&**state);
+    (0..2).find(|&i| {
+        state
+            .segment()
+            .ptr::<EndState>(i * std::mem::size_of::<EndState>(), 1)
+            .is_ok_and(|p| p == here)
+    })
 }
 
 fn join(roster: &Roster) {
@@ -255,4 +348,38 @@ fn ensure_fork_handlers() {
     shmproc_sync::process_identity();
     let registered = sys::at_fork(before_fork, after_fork_parent, after_fork_child).is_ok();
     HANDLERS.store(if registered { u32::MAX } else { 0 }, Ordering::Release);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transit_slots_fill_up_free_by_guarantor_and_recycle_dead_ones() {
+        let state = EndState::default();
+        let me = shmproc_sync::process_identity();
+        let slots: Vec<usize> = (0..TRANSIT_SLOTS)
+            .map(|_| state.begin_transit(me).unwrap())
+            .collect();
+        assert!(state.in_transit());
+        assert_eq!(
+            state.begin_transit(me),
+            None,
+            "all taken by a live guarantor"
+        );
+        state.end_transit(slots[3], me ^ 1); // someone else's record: left alone
+        assert_eq!(state.begin_transit(me), None);
+        state.end_transit(slots[3], me);
+        assert_eq!(state.begin_transit(me), Some(slots[3]));
+        state.end_transit(TRANSIT_SLOTS + 5, me); // out of range: ignored
+                                                  // A slot whose guarantor is dead is reused when all are taken.
+        let dead = shmproc_sync::process_identity_of(u32::MAX >> 10);
+        state.end_transit(slots[0], me);
+        assert_eq!(state.begin_transit(dead), Some(slots[0]));
+        assert_eq!(state.begin_transit(me), Some(slots[0]));
+        for slot in slots {
+            state.end_transit(slot, me);
+        }
+        assert!(!state.in_transit());
+    }
 }

@@ -6,6 +6,11 @@
 //! lines, and futex sleeps that the other side pays for only when someone actually sleeps.
 //! Typed messages go through serde and postcard; `*_bytes` methods skip serde.
 //!
+//! Queues and pipe ends are serde values themselves: arguments and results of
+//! `Process::spawn` entries and `Pool` tasks (anonymous ones as file descriptors), or — named
+//! ones — messages to any process. A received pipe end is tracked like a created one (see
+//! [`Pipe`], "Passing ends to other processes").
+//!
 //! # Examples
 //! ```
 //! use shmproc_channel::{Pipe, Queue};
@@ -35,6 +40,7 @@ mod link;
 mod pipe;
 mod queue;
 mod ring;
+mod transfer;
 mod wait;
 
 pub use error::{RecvError, SendError};

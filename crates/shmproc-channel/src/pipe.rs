@@ -16,6 +16,7 @@ use crate::error::{RecvError, SendError};
 use crate::layout::{self, SPIN_BUDGET};
 use crate::link::Link;
 use crate::ring::{self, Deadline, Ring};
+use crate::transfer::{serde_end, Role};
 
 /// Pause between polls of a waiting pipe side: short, a round trip is latency bound.
 const PIPE_PAUSE: u32 = 4;
@@ -59,6 +60,24 @@ const END_SIZE: usize = std::mem::size_of::<EndState>();
 /// verdict on that end only while it runs — and never for itself: a child blocked on its own
 /// end sees the parent drop the other end, although it holds an unused copy of that one too.
 /// At most [`ROSTER_SLOTS`](shmproc_sync::ROSTER_SLOTS) processes are tracked per end.
+///
+/// # Passing ends to other processes
+/// [`Connection`], [`Sender`] and [`Receiver`] implement serde, so an end can be an argument
+/// or result of `Process::spawn` or a `Pool` task (an anonymous pipe travels as a file
+/// descriptor), or — for a named pipe only — a message on a queue or pipe to any process. The
+/// receiving process becomes a holder of that end exactly like its creator: its exit
+/// disconnects the other end, its death is reported as `PeerDied`.
+///
+/// While an end travels it is *in transit*: serializing it records, in the end's shared
+/// state, a guarantor process — the recipient when known (a spawned child for its argument,
+/// the parent for a result), else the sender — and the end counts as held while that process
+/// lives. The receiver joins the end's holders before it clears that record, so dropping the
+/// sent handle right after sending (as `Process::spawn(entry, end)` does) never looks like
+/// "peer gone", and a spawned child killed before it took the end releases it. A hand-over
+/// that never completes while its guarantor lives (bytes dropped, a Pool worker killed before
+/// reading its task) keeps the end held until that process exits: use the `_timeout` forms.
+/// A `put`/`send` carrying an end that fails revokes its hand-over. At most 8 hand-overs of
+/// one end can be pending at once.
 pub struct Pipe<T>(PhantomData<fn(T) -> T>);
 
 impl<T> Pipe<T> {
@@ -135,19 +154,24 @@ impl<T> Pipe<T> {
     /// Any [`SegmentError`]: missing, another kind or message type, corrupt, …
     pub fn open(name: &str) -> Result<Connection<T>, SegmentError> {
         let seg = Segment::open_named(name, Kind::Pipe, layout::message_type::<T>())?;
-        let per_ring = seg.payload_len().saturating_sub(2 * END_SIZE) / 2;
-        let cap = per_ring.saturating_sub(ring::footprint(0)) as u64;
-        Parts::from_segment(Arc::new(seg), cap, 2)?.connection(1)
+        Parts::opened(seg, 2)?.connection(1)
     }
 }
 
 /// A pipe segment and its rings, before they are handed out as ends.
-struct Parts {
+pub(crate) struct Parts {
     seg: Arc<Segment>,
     rings: Vec<Ring>,
 }
 
 impl Parts {
+    /// The parts of an opened segment holding `rings` rings (2: duplex, 1: simplex).
+    pub(crate) fn opened(seg: Segment, rings: usize) -> Result<Parts, SegmentError> {
+        let per_ring = seg.payload_len().saturating_sub(2 * END_SIZE) / rings;
+        let cap = per_ring.saturating_sub(ring::footprint(0)) as u64;
+        Parts::from_segment(Arc::new(seg), cap, rings)
+    }
+
     fn create<T>(name: Option<&str>, bytes: usize, rings: usize) -> Result<Parts, SegmentError> {
         let cap = layout::ring_capacity(bytes)?;
         let len = 2 * END_SIZE + rings * ring::footprint(cap);
@@ -177,11 +201,23 @@ impl Parts {
     }
 
     fn link(&self, me: usize, tx: Option<usize>, rx: Option<usize>) -> Result<Link, SegmentError> {
+        self.link_as(me, tx, rx, EndLocal::hold)
+    }
+
+    /// End `me`, sending on ring `tx` and receiving on `rx`, this process's hold taken by
+    /// `hold` ([`EndLocal::hold`] for a new end, [`EndLocal::adopt`] for a received one).
+    pub(crate) fn link_as(
+        &self,
+        me: usize,
+        tx: Option<usize>,
+        rx: Option<usize>,
+        hold: fn(SharedRef<EndState>, Vec<Ring>) -> Arc<EndLocal>,
+    ) -> Result<Link, SegmentError> {
         let state = SharedRef::new(Arc::clone(&self.seg), me * END_SIZE)?;
         Ok(Link {
             tx: tx.map(|i| self.rings[i].clone()),
             rx: rx.map(|i| self.rings[i].clone()),
-            me: EndLocal::hold(state, self.rings.clone()),
+            me: hold(state, self.rings.clone()),
             peer: SharedRef::new(Arc::clone(&self.seg), (1 - me) * END_SIZE)?,
             policy: layout::policy(SPIN_BUDGET / PIPE_PAUSE, PIPE_PAUSE, LIVENESS_POLL),
         })
@@ -417,6 +453,10 @@ impl<T: DeserializeOwned> Receiver<T> {
 handle_impls!(Connection);
 handle_impls!(Sender);
 handle_impls!(Receiver);
+
+serde_end!(Connection, Role::Connection);
+serde_end!(Sender, Role::Sender);
+serde_end!(Receiver, Role::Receiver);
 
 #[cfg(test)]
 mod tests {

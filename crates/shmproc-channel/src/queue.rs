@@ -107,6 +107,11 @@ impl<T> Queue<T> {
     /// Any [`SegmentError`]: missing, another kind or message type, corrupt, …
     pub fn open(name: &str) -> Result<Self, SegmentError> {
         let seg = Segment::open_named(name, Kind::Queue, layout::message_type::<T>())?;
+        Queue::opened(seg)
+    }
+
+    /// A queue over an opened (validated) segment; its ring fills the payload.
+    fn opened(seg: Segment) -> Result<Self, SegmentError> {
         let cap = seg.payload_len().saturating_sub(ring::footprint(0)) as u64;
         Queue::from_segment(std::sync::Arc::new(seg), cap)
     }
@@ -383,6 +388,24 @@ impl<T> fmt::Debug for Queue<T> {
             .field("len", &self.len())
             .field("closed", &self.is_closed())
             .finish()
+    }
+}
+
+/// A `Queue` can be an argument or result of a spawned entry or Pool task, or a message: an
+/// anonymous one travels as a file descriptor (only to spawned processes and Pool tasks;
+/// serializing it anywhere else is an error), a named one by name. A queue has no peers to
+/// track, so the received handle is simply another handle to the same ring.
+impl<T> Serialize for Queue<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.ring.segment().serialize_handle(serializer)
+    }
+}
+
+impl<'de, T> serde::Deserialize<'de> for Queue<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let seg =
+            Segment::deserialize_handle(deserializer, Kind::Queue, layout::message_type::<T>())?;
+        Queue::opened(seg).map_err(serde::de::Error::custom)
     }
 }
 

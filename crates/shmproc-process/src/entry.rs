@@ -58,8 +58,16 @@ pub(crate) fn lookup(key: &str) -> Option<&'static Registered> {
 
 /// Serializes `value`, collecting the descriptors of anonymous handles in it.
 pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Frame, String> {
+    encode_for(value, None)
+}
+
+/// [`encode`] for a message to process `recipient`, when known (pipe ends register it).
+pub(crate) fn encode_for<T: Serialize + ?Sized>(
+    value: &T,
+    recipient: Option<u32>,
+) -> Result<Frame, String> {
     let _stale = shmproc_shm::take_transfer_error();
-    let (bytes, fds) = shmproc_shm::collect_fds(|| postcard::to_allocvec(value));
+    let (bytes, fds) = shmproc_shm::collect_fds_for(recipient, || postcard::to_allocvec(value));
     if fds.len() > crate::sys::MAX_FDS {
         return Err(format!(
             "{} anonymous handles in one message; at most {} (pass fewer, or named ones)",
@@ -87,13 +95,18 @@ fn explain(e: postcard::Error) -> String {
 fn run<E: Entry>(arg: Frame) -> Result<Frame, String> {
     let arg: E::Arg = decode(&arg.bytes, arg.fds).map_err(|e| format!("argument: {e}"))?;
     let ret = E::HANDLE.call(arg);
-    encode(&ret).map_err(|e| format!("result: {e}"))
+    encode_for(&ret, Some(requester())).map_err(|e| format!("result: {e}"))
 }
 
 fn run_many<E: Entry>(args: Frame) -> Result<Frame, String> {
     let args: Vec<E::Arg> = decode(&args.bytes, args.fds).map_err(|e| format!("argument: {e}"))?;
     let rets: Vec<E::Ret> = args.into_iter().map(|a| E::HANDLE.call(a)).collect();
-    encode(&rets).map_err(|e| format!("result: {e}"))
+    encode_for(&rets, Some(requester())).map_err(|e| format!("result: {e}"))
+}
+
+/// The process a worker's replies go to: the one that started it (spawn or Pool).
+fn requester() -> u32 {
+    std::os::unix::process::parent_id()
 }
 
 /// Maps a child's reply to the entry's result.

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 
-use crate::entry::{decode_reply, encode, Entry};
+use crate::entry::{decode_reply, encode_for, Entry};
 use crate::process::{next_name, ResultLink};
 use crate::transport::{Channel, Frame};
 use crate::worker::{job_head, Op, DISPATCH, SPAWN_ENV};
@@ -42,8 +42,10 @@ impl<R: DeserializeOwned> Process<R> {
     /// program, which runs the entry before its `main` would start, sends the result back and
     /// exits. Works the same in binaries, examples, test and bench binaries; no setup code.
     ///
-    /// Handles (`Value`, `Array`, `Lock`) in `arg` are shared with the child: anonymous ones
-    /// travel as file descriptors, named ones by name.
+    /// Handles (`Value`, `Array`, the sync types, `Queue`, pipe ends) in `arg` are shared with
+    /// the child: anonymous ones travel as file descriptors, named ones by name. The child is
+    /// started before `arg` is serialized, so a pipe end in it is vouched for by the child
+    /// until the child takes hold of it (see `Pipe`).
     ///
     /// # Examples
     /// ```
@@ -62,10 +64,18 @@ impl<R: DeserializeOwned> Process<R> {
     /// cannot start the process.
     pub fn spawn<E: Entry<Ret = R>>(entry: E, arg: E::Arg) -> Result<Process<R>, ProcessError> {
         let _ = entry;
-        let arg = encode(&arg).map_err(ProcessError::Encode)?;
         let name = next_name();
         let (pid, channel) = start_child(&name)?;
         let process = Process::started(pid, name, ResultLink::Pending(channel));
+        // Encoded for the child once it exists: pipe ends in `arg` register it as recipient.
+        let arg = match encode_for(&arg, Some(pid)) {
+            Ok(arg) => arg,
+            Err(e) => {
+                let _ = process.kill();
+                let _ = process.join_timeout(Duration::from_secs(5));
+                return Err(ProcessError::Encode(e));
+            }
+        };
         if let ResultLink::Pending(channel) = &*process.result.lock().expect("fresh lock") {
             send_job(channel, Op::Call, E::KEY, &arg)?;
             send_job(channel, Op::Exit, "", &Frame::default())?;

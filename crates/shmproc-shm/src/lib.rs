@@ -35,4 +35,6 @@ pub use header::{Kind, TypeInfo, PAYLOAD_OFFSET};
 pub use segment::{validate_name, Segment, Spec, NAME_PREFIX};
 pub use shareable::{AtomicShareable, Shareable};
 pub use shared_ref::SharedRef;
-pub use transfer::{collect_fds, take_transfer_error, with_received_fds};
+pub use transfer::{
+    collect_fds, collect_fds_for, take_transfer_error, transfer_recipient, with_received_fds,
+};

@@ -8,7 +8,7 @@
 //! maps them again, validating the header. Serializing an anonymous handle anywhere else is an
 //! error, never a handle that silently points nowhere.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fs::File;
 use std::os::fd::OwnedFd;
 
@@ -23,6 +23,7 @@ thread_local! {
     static OUTGOING: RefCell<Option<Vec<OwnedFd>>> = const { RefCell::new(None) };
     static INCOMING: RefCell<Option<Vec<OwnedFd>>> = const { RefCell::new(None) };
     static LAST_ERROR: RefCell<Option<String>> = const { RefCell::new(None) };
+    static RECIPIENT: Cell<Option<u32>> = const { Cell::new(None) };
 }
 
 /// The message of the last handle (de)serialization error on this thread, taken. Formats such
@@ -53,10 +54,24 @@ const NOT_PASSABLE: &str = "an anonymous shared segment (made by `new`) can only
 /// returns its result with the descriptors of the anonymous segments it serialized, in index
 /// order. Nested calls get their own collector.
 pub fn collect_fds<R>(f: impl FnOnce() -> R) -> (R, Vec<OwnedFd>) {
+    collect_fds_for(None, f)
+}
+
+/// Like [`collect_fds`], for a message going to the process `recipient` (when known): handles
+/// that track their holders (pipe ends) can register it before the message leaves.
+pub fn collect_fds_for<R>(recipient: Option<u32>, f: impl FnOnce() -> R) -> (R, Vec<OwnedFd>) {
     let outer = OUTGOING.with(|c| c.replace(Some(Vec::new())));
+    let outer_recipient = RECIPIENT.with(|r| r.replace(recipient));
     let result = f();
+    RECIPIENT.with(|r| r.set(outer_recipient));
     let fds = OUTGOING.with(|c| c.replace(outer)).unwrap_or_default();
     (result, fds)
+}
+
+/// The pid of the process the handles being serialized on this thread go to, if known: inside
+/// [`collect_fds_for`] with a recipient (`Process::spawn` arguments, spawned entries' results).
+pub fn transfer_recipient() -> Option<u32> {
+    RECIPIENT.with(Cell::get)
 }
 
 /// Runs `f` (which deserializes handles) with `fds` — the descriptors sent along by the peer's

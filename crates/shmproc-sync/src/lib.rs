@@ -39,7 +39,9 @@ pub use condition::{Condition, ConditionGuard};
 pub use error::LockError;
 pub use event::Event;
 pub use lock::{Lock, LockGuard};
-pub use owner::{current_process as process_identity, is_alive as identity_alive};
+pub use owner::{
+    current_process as process_identity, is_alive as identity_alive, process_identity_of,
+};
 pub use raw::{RawGuard, RawLock, LIVENESS_POLL};
 pub use rlock::{RLock, RLockGuard};
 pub use roster::{Roster, ROSTER_SLOTS};

@@ -37,8 +37,7 @@ pub fn current_process() -> u64 {
     if id != 0 {
         return id;
     }
-    let pid = u64::from(sys::getpid()) & TID_MASK;
-    let id = pid | (u64::from(sys::start_tag(pid as u32)) << 32);
+    let id = process_identity_of(sys::getpid());
     if hook_registered() {
         PROCESS.store(id, Ordering::Relaxed);
     }
@@ -91,6 +90,14 @@ fn hook_registered() -> bool {
         AT_FORK.store(0, Ordering::Release);
         false
     }
+}
+
+/// The identity of process `pid` as [`current_process`] would compute it there. For a process
+/// that no longer runs the start tag is 0, so the identity does not outlive that pid's reuse
+/// (a zombie or a missing pid is dead to [`is_alive`]).
+pub fn process_identity_of(pid: u32) -> u64 {
+    let pid = u64::from(pid) & TID_MASK;
+    pid | (u64::from(sys::start_tag(pid as u32)) << 32)
 }
 
 /// Whether the thread or process encoded in `identity` still runs (a recycled id or a zombie
