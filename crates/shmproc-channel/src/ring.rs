@@ -220,7 +220,12 @@ impl Ring {
     /// Appends the `len` bytes at `pos` to `out`: one copy, no zero-filling first.
     #[inline]
     pub fn read_append(&self, pos: u64, len: usize, out: &mut Vec<u8>) -> Result<(), Stop> {
-        out.reserve(len);
+        if out.capacity() == 0 {
+            // A fresh buffer (`get_bytes`): one exact allocation, not the growth path.
+            *out = Vec::with_capacity(len);
+        } else {
+            out.reserve(len);
+        }
         let base = out.len();
         let spare = &mut out.spare_capacity_mut()[..len];
         self.pieces(pos, len, |ring_bytes, part| {
@@ -244,8 +249,9 @@ impl Ring {
 
     /// Calls `f` with a checked pointer into the data area and the matching part of a
     /// `len`-byte buffer, for the (at most two) pieces of `len` bytes at stream position `pos`:
-    /// up to the end of the data area, then from its start.
-    #[inline]
+    /// up to the end of the data area, then from its start. Inlined with a one-piece fast path:
+    /// on small records the bookkeeping here costs more than the copy.
+    #[inline(always)]
     fn pieces(
         &self,
         pos: u64,
@@ -257,11 +263,11 @@ impl Ring {
         }
         let off = (pos & (self.cap - 1)) as usize;
         let first = len.min(self.cap as usize - off);
-        for (at, part) in [(off, 0..first), (0, first..len)] {
-            if !part.is_empty() {
-                let ptr = self.segment().ptr::<u8>(self.data_off + at, part.len())?;
-                f(ptr.as_ptr(), part);
-            }
+        let ptr = self.segment().ptr::<u8>(self.data_off + off, first)?;
+        f(ptr.as_ptr(), 0..first);
+        if first < len {
+            let ptr = self.segment().ptr::<u8>(self.data_off, len - first)?;
+            f(ptr.as_ptr(), first..len);
         }
         Ok(())
     }
@@ -322,7 +328,7 @@ impl Ring {
     }
 }
 
-#[inline]
+#[inline(always)]
 fn lock(lock: &RawLock, deadline: Deadline) -> Result<(RawGuard<'_>, bool), Stop> {
     let result = match deadline {
         Deadline::Never => lock.acquire(),
