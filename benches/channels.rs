@@ -62,6 +62,13 @@ fn throughput(c: &mut Criterion) {
             &size,
             run(|s, n| Ok(base::crossbeam_stream(s, n))),
         );
+        if size == 8 {
+            g.bench_with_input(
+                BenchmarkId::new("raw SPSC ring", size),
+                &size,
+                run(|_, n| base::spsc_stream(n)),
+            );
+        }
     }
     g.finish();
 }

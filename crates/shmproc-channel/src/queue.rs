@@ -248,6 +248,12 @@ impl<T> Queue<T> {
         }
         let ring = &self.ring;
         let ctl = ring.ctl();
+        // A blocking put that may spin lets a working consumer free a batch first.
+        let batch_pause = match deadline {
+            Deadline::Now => 0,
+            _ if self.policy.spins == 0 => 0,
+            _ => self.policy.pause,
+        };
         loop {
             {
                 let _guard = ring.lock_put(deadline)?;
@@ -255,7 +261,7 @@ impl<T> Queue<T> {
                     return Err(Stop::Closed);
                 }
                 let tail = ctl.put.pos.load(Ordering::Relaxed);
-                if ring.writable(tail, need)? >= need {
+                if ring.writable_batched(tail, need, batch_pause)? >= need {
                     let end = advance(tail, need)?;
                     ring.write(tail, &(bytes.len() as u64).to_le_bytes())?;
                     ring.write(tail + HEADER, bytes)?;

@@ -37,6 +37,12 @@ pub(crate) use crate::wait::{Deadline, Event, WaitPolicy};
 /// Bytes of a record header: the payload length, little-endian `u64`.
 pub(crate) const HEADER: u64 = 8;
 
+/// Free bytes a blocking producer lets a working consumer clear before it writes into a nearly
+/// full ring (at most a quarter of the ring): see [`Ring::writable_batched`].
+const LOW_WATER: u64 = 4 << 10;
+/// Most polls [`Ring::writable_batched`] spends waiting for that batch.
+const BATCH_POLLS: u32 = 32;
+
 /// One side's indices (one cache line).
 #[repr(C, align(64))]
 #[derive(Debug, Default)]
@@ -157,15 +163,57 @@ impl Ring {
     /// cached one shows fewer than `want`.
     #[inline]
     pub fn writable(&self, tail: u64, want: u64) -> Result<u64, Stop> {
+        self.writable_batched(tail, want, 0)
+    }
+
+    /// Like [`Ring::writable`], but when a refresh finds the ring nearly full (less than
+    /// [`LOW_WATER`] free) while the consumer is still freeing, polls `pause` hints apart (a
+    /// bounded number of times) until it has freed a batch. Re-reading the consumer's index for
+    /// every record of a full ring would take its cache line away on each of its stores, making
+    /// the consumer — the side a full ring waits for — miss once per record. `pause == 0`: no
+    /// batching (pipes, `try_` calls).
+    #[inline]
+    pub fn writable_batched(&self, tail: u64, want: u64, pause: u32) -> Result<u64, Stop> {
         let put = &self.ctl.put;
         let cached = put.peer_cache.load(Ordering::Relaxed);
         if cached <= tail && tail - cached <= self.cap && self.cap - (tail - cached) >= want {
             return Ok(self.cap - (tail - cached));
         }
-        let head = self.ctl.get.pos.load(Ordering::Acquire);
+        let mut head = self.ctl.get.pos.load(Ordering::Acquire);
         self.check(head, tail)?;
+        let low_water = LOW_WATER.min(self.cap / 4).max(want);
+        if pause > 0 && self.cap - (tail - head) < low_water {
+            head = self.await_batch(tail, head, low_water, pause)?;
+        }
         put.peer_cache.store(head, Ordering::Relaxed);
         Ok(self.cap - (tail - head))
+    }
+
+    /// Polls the head until `low_water` bytes are free, the consumer stops moving, or
+    /// `BATCH_POLLS` polls have passed; returns the last head seen.
+    #[cold]
+    fn await_batch(
+        &self,
+        tail: u64,
+        mut head: u64,
+        low_water: u64,
+        pause: u32,
+    ) -> Result<u64, Stop> {
+        for _ in 0..BATCH_POLLS {
+            for _ in 0..pause {
+                std::hint::spin_loop();
+            }
+            let now = self.ctl.get.pos.load(Ordering::Acquire);
+            self.check(now, tail)?;
+            if now == head {
+                break; // no consumer at work: waiting would only delay this put
+            }
+            head = now;
+            if self.cap - (tail - head) >= low_water {
+                break;
+            }
+        }
+        Ok(head)
     }
 
     /// Rejects an index pair no correct peer can produce.
@@ -220,7 +268,12 @@ impl Ring {
     /// Appends the `len` bytes at `pos` to `out`: one copy, no zero-filling first.
     #[inline]
     pub fn read_append(&self, pos: u64, len: usize, out: &mut Vec<u8>) -> Result<(), Stop> {
-        out.reserve(len);
+        if out.capacity() == 0 {
+            // A fresh buffer (`get_bytes`): one exact allocation, not the growth path.
+            *out = Vec::with_capacity(len);
+        } else {
+            out.reserve(len);
+        }
         let base = out.len();
         let spare = &mut out.spare_capacity_mut()[..len];
         self.pieces(pos, len, |ring_bytes, part| {
@@ -244,8 +297,9 @@ impl Ring {
 
     /// Calls `f` with a checked pointer into the data area and the matching part of a
     /// `len`-byte buffer, for the (at most two) pieces of `len` bytes at stream position `pos`:
-    /// up to the end of the data area, then from its start.
-    #[inline]
+    /// up to the end of the data area, then from its start. Inlined with a one-piece fast path:
+    /// on small records the bookkeeping here costs more than the copy.
+    #[inline(always)]
     fn pieces(
         &self,
         pos: u64,
@@ -257,11 +311,11 @@ impl Ring {
         }
         let off = (pos & (self.cap - 1)) as usize;
         let first = len.min(self.cap as usize - off);
-        for (at, part) in [(off, 0..first), (0, first..len)] {
-            if !part.is_empty() {
-                let ptr = self.segment().ptr::<u8>(self.data_off + at, part.len())?;
-                f(ptr.as_ptr(), part);
-            }
+        let ptr = self.segment().ptr::<u8>(self.data_off + off, first)?;
+        f(ptr.as_ptr(), 0..first);
+        if first < len {
+            let ptr = self.segment().ptr::<u8>(self.data_off, len - first)?;
+            f(ptr.as_ptr(), first..len);
         }
         Ok(())
     }
@@ -322,7 +376,7 @@ impl Ring {
     }
 }
 
-#[inline]
+#[inline(always)]
 fn lock(lock: &RawLock, deadline: Deadline) -> Result<(RawGuard<'_>, bool), Stop> {
     let result = match deadline {
         Deadline::Never => lock.acquire(),

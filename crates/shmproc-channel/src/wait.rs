@@ -27,7 +27,16 @@ const SLEEPER: u64 = 1 << 32;
 impl Waiters {
     /// Bumps the sequence and clears the registrations, if there are any (or `always`), then
     /// wakes every sleeper. Returns without a system call when nobody is registered.
+    #[inline]
     pub(crate) fn wake(&self, always: bool) {
+        if always || self.state.load(Ordering::SeqCst) >= SLEEPER {
+            self.wake_slow(always);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn wake_slow(&self, always: bool) {
         let mut s = self.state.load(Ordering::SeqCst);
         while always || s >= SLEEPER {
             let next = u64::from((s as u32).wrapping_add(1));
