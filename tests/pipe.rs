@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::{assert_killed, die_now, flag, unique, wait_for};
-use shmproc::{Pipe, Process, RecvError, SendError};
+use shmproc::{Connection, Pipe, Process, RecvError, SendError};
 
 const BOUND: Duration = Duration::from_secs(30);
 
@@ -191,7 +191,36 @@ fn named_pipe_ends_meet_by_name() {
 
 #[test]
 fn a_recv_without_deadline_sees_the_peer_die() {
+    blocked_call_sees_the_peer_die(|a| matches!(a.recv(), Err(RecvError::PeerDied { .. })));
+}
+
+#[test]
+fn a_send_without_deadline_sees_the_receiver_die() {
+    blocked_call_sees_the_peer_die(|a| {
+        let full = (0..10_000).try_for_each(|_| a.send(&7));
+        matches!(full, Err(SendError::PeerDied { .. }))
+    });
+}
+
+#[test]
+fn a_child_forked_by_a_process_whose_watcher_runs_starts_its_own() {
+    // A blocking recv with nothing there yet sleeps untimed: that starts this process's
+    // watcher thread, which the children forked below do not inherit.
     let (a, b) = Pipe::<u32>::duplex().unwrap();
+    let echo = Process::fork(move || {
+        std::thread::sleep(Duration::from_millis(30));
+        b.send(&1).unwrap();
+    })
+    .unwrap();
+    assert_eq!(a.recv().unwrap(), 1);
+    assert!(echo.join().unwrap().success());
+    blocked_call_sees_the_peer_die(|a| matches!(a.recv(), Err(RecvError::PeerDied { .. })));
+}
+
+/// Forks a process that uses one end of a pipe, then dies while another forked process is
+/// blocked, without a deadline, in `blocked` on the other end; `blocked` must report it.
+fn blocked_call_sees_the_peer_die(blocked: fn(&Connection<u32>) -> bool) {
+    let (a, b) = Pipe::<u32>::duplex_with_capacity(64).unwrap();
     let used = flag();
     let u = used.clone();
     let victim = Process::fork(move || {
@@ -202,11 +231,8 @@ fn a_recv_without_deadline_sees_the_peer_die() {
     })
     .unwrap();
     wait_for(&used, 1);
-    // The blocking recv runs in its own process, so a bug fails this test instead of hanging it.
-    let waiter = Process::fork(move || {
-        assert!(matches!(a.recv(), Err(RecvError::PeerDied { .. })));
-    })
-    .unwrap();
+    // The blocked call runs in its own process, so a bug fails this test instead of hanging it.
+    let waiter = Process::fork(move || assert!(blocked(&a))).unwrap();
     assert_killed(victim.join().unwrap());
     let status = waiter.join_timeout(BOUND).unwrap();
     if status.is_none() {

@@ -35,6 +35,7 @@ use shmproc_sync::Roster;
 
 use crate::error::Stop;
 use crate::ring::Ring;
+use crate::watch::Watch;
 
 /// How long a parent's fork waits for the child to join the rosters of inherited ends.
 const FORK_JOIN_WAIT: Duration = Duration::from_millis(200);
@@ -117,6 +118,10 @@ pub(crate) struct EndLocal {
     rings: Vec<Ring>,
     /// Whether this process is in `holders` (false in a forked child until first use).
     claimed: AtomicBool,
+    /// The other end's state, for the watcher (`None` if it cannot be located).
+    peer: Option<SharedRef<EndState>>,
+    /// Sleepers on this end in this process (see `crate::watch`).
+    pub watch: Watch,
 }
 
 impl EndLocal {
@@ -124,10 +129,16 @@ impl EndLocal {
     pub fn hold(state: SharedRef<EndState>, rings: Vec<Ring>) -> Arc<EndLocal> {
         ensure_fork_handlers();
         state.hold();
+        let peer = end_index(&state).and_then(|me| {
+            let off = (1 - me) * std::mem::size_of::<EndState>();
+            SharedRef::new(Arc::clone(state.segment()), off).ok()
+        });
         let local = Arc::new(EndLocal {
             state,
             rings,
             claimed: AtomicBool::new(true),
+            peer,
+            watch: Watch::default(),
         });
         with_registry(|r| {
             r.ends.retain(|w| w.strong_count() > 0);
@@ -205,6 +216,24 @@ impl Drop for EndLocal {
         }
         self.rings.iter().for_each(Ring::wake_all);
     }
+}
+
+/// The watcher's round (see `crate::watch`): checks the peer of every end of this process that
+/// has a sleeper, raising the alarm and waking the pipe where it is gone. Whether any end had a
+/// sleeper.
+pub(crate) fn check_sleeping_ends() -> bool {
+    // Collected under the registry lock, checked (and dropped) after it: see `with_registry`.
+    let live: Vec<Arc<EndLocal>> =
+        with_registry(|r| r.ends.iter().filter_map(Weak::upgrade).collect());
+    let mut any = false;
+    for end in live.iter().filter(|e| e.watch.has_sleepers()) {
+        any = true;
+        if end.peer.as_deref().is_some_and(|p| EndLocal::peer_gone(p).is_some()) {
+            end.watch.raise();
+            end.rings.iter().for_each(Ring::wake_all);
+        }
+    }
+    any
 }
 
 /// Which end `state` is, independent of where it is mapped: the segment file's device and

@@ -42,6 +42,7 @@ mod queue;
 mod ring;
 mod transfer;
 mod wait;
+mod watch;
 
 pub use error::{RecvError, SendError};
 pub use pipe::{Connection, Pipe, Receiver, Sender};

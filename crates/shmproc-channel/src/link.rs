@@ -60,7 +60,7 @@ impl Link {
     }
 
     /// Waits on `ring` until `enough`, the other end is closed, or the ring breaks; the other
-    /// end's liveness is checked after every nap.
+    /// end's liveness is checked after every nap or watcher alarm.
     fn wait(
         &self,
         ring: &Ring,
@@ -69,8 +69,8 @@ impl Link {
         enough: impl Fn() -> bool,
     ) -> Result<(), Stop> {
         let ready = || Ok(enough() || self.peer.is_closed() || ring.is_broken());
-        let peer = Some(&*self.peer);
-        ring.wait_for(event, self.policy, deadline, peer, ready, || {
+        let watch = Some(&self.me.watch);
+        ring.wait_for(event, self.policy, deadline, watch, ready, || {
             self.check_peer()
         })
     }

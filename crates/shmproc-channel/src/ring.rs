@@ -29,7 +29,7 @@ use std::time::Instant;
 use shmproc_shm::{AtomicShareable, Segment, SegmentError, SharedRef};
 use shmproc_sync::{LockError, RawGuard, RawLock};
 
-use crate::end::EndState;
+use crate::watch::Watch;
 use crate::error::Stop;
 use crate::wait::{wait, wake, Waiters};
 pub(crate) use crate::wait::{Deadline, Event, WaitPolicy};
@@ -342,13 +342,14 @@ impl Ring {
     }
 
     /// Waits for `event` until `ready` says so (or the deadline, or an error from `on_nap`).
-    /// `peer`: the other end of a pipe, checked by `on_nap` after every nap.
+    /// `watch`: a pipe end's sleep bookkeeping (its peer is checked by `on_nap` after every nap
+    /// or alarm).
     pub fn wait_for(
         &self,
         event: Event,
         policy: WaitPolicy,
         deadline: Deadline,
-        peer: Option<&EndState>,
+        watch: Option<&Watch>,
         ready: impl FnMut() -> Result<bool, Stop>,
         on_nap: impl FnMut() -> Result<(), Stop>,
     ) -> Result<(), Stop> {
@@ -356,7 +357,7 @@ impl Ring {
             Event::Data => &self.ctl.data_wait,
             Event::Space => &self.ctl.space_wait,
         };
-        wait(waiters, policy, deadline, peer, ready, on_nap)
+        wait(waiters, policy, deadline, watch, ready, on_nap)
     }
 
     /// Unlocked snapshot of the free space (for wait predicates).

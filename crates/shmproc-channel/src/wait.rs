@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use shmproc_shm::sys::{self, WaitOutcome};
 
-use crate::end::EndState;
+use crate::watch::Watch;
 use crate::error::Stop;
 
 /// An event count to sleep on (one cache line): sleepers registered since the last wake in the
@@ -140,7 +140,7 @@ pub(crate) fn wait(
     w: &Waiters,
     policy: WaitPolicy,
     deadline: Deadline,
-    peer: Option<&EndState>,
+    watch: Option<&Watch>,
     mut ready: impl FnMut() -> Result<bool, Stop>,
     mut on_nap: impl FnMut() -> Result<(), Stop>,
 ) -> Result<(), Stop> {
@@ -166,7 +166,7 @@ pub(crate) fn wait(
         let seq = w.register();
         fence(Ordering::SeqCst);
         let outcome = match ready() {
-            Ok(false) => sleep(w, seq, deadline, policy.nap, peer),
+            Ok(false) => sleep(w, seq, deadline, policy.nap, watch),
             other => {
                 w.unregister(seq);
                 return other.map(drop);
@@ -182,19 +182,28 @@ pub(crate) fn wait(
     }
 }
 
-/// One futex sleep while `w`'s sequence is `seq`. A queue waiting without a deadline has nothing to
-/// watch and sleeps untimed; everything else naps at most `nap`, then `on_nap` runs (a pipe's
-/// peer check). (An untimed sleep with a watcher thread doing the peer checks was tried: it
-/// saves arming a timer per sleep, yet measured slower on the 2-core VM used here.)
+/// One futex sleep while `w`'s sequence is `seq`. Without a deadline it is untimed: a queue has
+/// nothing to watch, a pipe end's peer is watched by the process's watcher thread (see
+/// `crate::watch`; its alarm makes the sleep count as a nap, so `on_nap` checks the peer).
+/// With a deadline, or if no watcher runs, it naps at most `nap`, then `on_nap` runs.
 fn sleep(
     w: &Waiters,
     seq: u32,
     deadline: Deadline,
     nap: Duration,
-    peer: Option<&EndState>,
+    watch: Option<&Watch>,
 ) -> Result<WaitOutcome, Stop> {
-    if let (Deadline::Never, None) = (deadline, peer) {
-        return sys::futex_wait_low(&w.state, seq, None).map_err(Stop::Io);
+    if let Deadline::Never = deadline {
+        let Some(watch) = watch else {
+            return sys::futex_wait_low(&w.state, seq, None).map_err(Stop::Io);
+        };
+        if let Some(ticket) = watch.begin_sleep() {
+            let slept = sys::futex_wait_low(&w.state, seq, None);
+            if watch.end_sleep(ticket) {
+                return Ok(WaitOutcome::TimedOut);
+            }
+            return slept.map_err(Stop::Io);
+        }
     }
     match deadline.next_nap(nap) {
         Some(nap) => sys::futex_wait_low(&w.state, seq, Some(nap)).map_err(Stop::Io),

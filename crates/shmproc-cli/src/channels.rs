@@ -158,10 +158,41 @@ where
     Ok(elapsed)
 }
 
-/// Forks `echo`, then times `iters` calls of `round` (after a warm-up of a tenth as many).
+/// Where the two processes of a round trip run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// Wherever the scheduler puts them. On a VM it may keep them on one CPU for a while, then
+    /// move one away (a wake-up across CPUs costs several times one on the same CPU), so a run
+    /// measures mostly where they happened to be.
+    Free,
+    /// Both pinned to one CPU: every hand-over is a context switch there.
+    SameCpu,
+    /// Pinned to two different CPUs: every hand-over wakes a process on the other CPU.
+    TwoCpus,
+}
+
+/// The placement [`ping_pong`] applies (a `Placement` as `u8`).
+static PLACEMENT: AtomicU32 = AtomicU32::new(0);
+
+/// Makes every following [`ping_pong`] in this process run its two processes as `placement`
+/// says (all round-trip functions here and in `channel_baselines` go through it).
+pub fn set_placement(placement: Placement) {
+    PLACEMENT.store(placement as u32, Ordering::Relaxed);
+}
+
+fn placement() -> Placement {
+    match PLACEMENT.load(Ordering::Relaxed) {
+        1 => Placement::SameCpu,
+        2 => Placement::TwoCpus,
+        _ => Placement::Free,
+    }
+}
+
+/// Forks `echo`, then times `iters` calls of `round` (after a warm-up of a tenth as many),
+/// the two processes placed as [`set_placement`] said.
 ///
 /// # Errors
-/// When the process cannot be forked, fails, or `round` fails.
+/// When the process cannot be forked or placed, fails, or `round` fails.
 pub fn ping_pong<E>(
     iters: usize,
     echo: E,
@@ -170,7 +201,48 @@ pub fn ping_pong<E>(
 where
     E: FnOnce() + Send + 'static,
 {
-    let child = Process::fork(echo)?;
+    let cpus = match placement() {
+        Placement::Free => None,
+        Placement::SameCpu => Some((0, 0)),
+        Placement::TwoCpus => Some((0, 1)),
+    };
+    let pinned = match cpus {
+        None => None,
+        Some((mine, theirs)) => {
+            let allowed = cpu::allowed()?;
+            let nth = |n: usize| {
+                allowed.get(n).copied().ok_or_else(|| {
+                    let msg = format!("placement needs {} CPUs, {} allowed", n + 1, allowed.len());
+                    io::Error::new(io::ErrorKind::Unsupported, msg)
+                })
+            };
+            let (mine, theirs) = (nth(mine)?, nth(theirs)?);
+            Some((cpu::pin(mine)?, theirs))
+        }
+    };
+    let theirs = pinned.as_ref().map(|(_, theirs)| *theirs);
+    let result = time_rounds(iters, echo, &mut round, theirs);
+    if let Some((saved, _)) = pinned {
+        cpu::restore(&saved)?;
+    }
+    result
+}
+
+fn time_rounds<E>(
+    iters: usize,
+    echo: E,
+    round: &mut impl FnMut() -> io::Result<()>,
+    child_cpu: Option<usize>,
+) -> io::Result<Vec<Duration>>
+where
+    E: FnOnce() + Send + 'static,
+{
+    let child = Process::fork(move || {
+        if let Some(cpu) = child_cpu {
+            cpu::pin(cpu).expect("pin the echo process");
+        }
+        echo();
+    })?;
     for _ in 0..iters / 10 {
         round()?;
     }
@@ -182,6 +254,84 @@ where
     }
     join_all(std::slice::from_ref(&child))?;
     Ok(samples)
+}
+
+/// Pinning the calling thread to one CPU (benchmark placement only).
+mod cpu {
+    use std::io;
+
+    /// The calling thread's CPU set, to [`restore`].
+    #[cfg(target_os = "linux")]
+    pub struct Saved(libc::cpu_set_t);
+    #[cfg(not(target_os = "linux"))]
+    pub struct Saved;
+
+    /// The CPUs the calling thread may run on.
+    #[cfg(target_os = "linux")]
+    pub fn allowed() -> io::Result<Vec<usize>> {
+        let set = get()?;
+        // SAFETY: CPU_ISSET reads bit `c` of a valid set (c < CPU_SETSIZE).
+        let on = |c: &usize| unsafe { libc::CPU_ISSET(*c, &set) };
+        Ok((0..libc::CPU_SETSIZE as usize).filter(on).collect())
+    }
+
+    /// Pins the calling thread to `cpu`; returns the set it had.
+    #[cfg(target_os = "linux")]
+    pub fn pin(cpu: usize) -> io::Result<Saved> {
+        let had = get()?;
+        // SAFETY: cpu_set_t is plain bits; all zeroes is the empty set.
+        let mut one: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        if cpu >= libc::CPU_SETSIZE as usize {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "no such CPU"));
+        }
+        // SAFETY: `cpu` < CPU_SETSIZE, checked above.
+        unsafe { libc::CPU_SET(cpu, &mut one) };
+        set(&one)?;
+        Ok(Saved(had))
+    }
+
+    #[cfg(target_os = "linux")]
+    fn get() -> io::Result<libc::cpu_set_t> {
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        // SAFETY: cpu_set_t is plain bits; all zeroes is the empty set.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `set` is a valid cpu_set_t of `size` bytes.
+        if unsafe { libc::sched_getaffinity(0, size, &mut set) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(set)
+    }
+
+    /// Gives the calling thread back the CPU set `saved`.
+    #[cfg(target_os = "linux")]
+    pub fn restore(saved: &Saved) -> io::Result<()> {
+        set(&saved.0)
+    }
+
+    #[cfg(target_os = "linux")]
+    fn set(cpus: &libc::cpu_set_t) -> io::Result<()> {
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        // SAFETY: `cpus` is a valid cpu_set_t of `size` bytes.
+        if unsafe { libc::sched_setaffinity(0, size, cpus) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub fn allowed() -> io::Result<Vec<usize>> {
+        Err(io::Error::new(io::ErrorKind::Unsupported, "CPU pinning is Linux-only here"))
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub fn pin(_cpu: usize) -> io::Result<Saved> {
+        Err(io::Error::new(io::ErrorKind::Unsupported, "CPU pinning is Linux-only here"))
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub fn restore(_saved: &Saved) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Waits for every child and fails if one did not succeed.
