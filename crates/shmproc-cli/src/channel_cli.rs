@@ -7,7 +7,7 @@ use std::time::Duration;
 use shmproc::raw::LIVENESS_POLL;
 use shmproc_cli::channel_baselines::{self as base, Fd, Wake};
 use shmproc_cli::channel_demos;
-use shmproc_cli::channels::{self, Latency, Throughput, SPIN_FOREVER};
+use shmproc_cli::channels::{self, Latency, Placement, Throughput, SPIN_FOREVER};
 use shmproc_cli::fmt::rate;
 
 type CliResult = Result<(), Box<dyn std::error::Error>>;
@@ -116,43 +116,7 @@ pub fn bench_channels(rest: &[&str]) -> CliResult {
             Ok(base::crossbeam_stream(size, n))
         })?);
     }
-    progress("round trips");
-    // Each shmproc case alternates with its physical floors in many short rounds, so all see
-    // the same machine state (wake-up latency in a VM swings several-fold over seconds).
-    let [mut spin, mut spin_floor] = interleaved(
-        8,
-        2_500,
-        [
-            &mut |n| channels::pipe_round_trips(n, Some(SPIN_FOREVER)),
-            &mut |n| base::word_ping_pong(n, Wake::Spin),
-        ],
-    )?;
-    let [mut sleep, mut sleep_floor, mut sleep_nap] = interleaved(
-        30,
-        200,
-        [
-            &mut |n| channels::pipe_round_trips(n, Some(0)),
-            &mut |n| base::word_ping_pong(n, Wake::Futex),
-            &mut |n| base::word_ping_pong(n, Wake::FutexNap(LIVENESS_POLL)),
-        ],
-    )?;
-    let lat = vec![
-        Latency::of("shmproc Pipe, spinning", &mut spin),
-        Latency::of("shmproc Pipe, sleeping", &mut sleep),
-        Latency::of("raw spin ping-pong", &mut spin_floor),
-        Latency::of("raw futex ping-pong", &mut sleep_floor),
-        Latency::of("raw futex ping-pong, 10 ms naps", &mut sleep_nap),
-        Latency::of("pipe(2)", &mut base::fd_ping_pong(Fd::Pipe, 5_000)?),
-        Latency::of(
-            "unix socketpair",
-            &mut base::fd_ping_pong(Fd::Socket, 5_000)?,
-        ),
-        Latency::of("ipc-channel", &mut base::ipc_ping_pong(5_000)?),
-        Latency::of(
-            "crossbeam (threads)",
-            &mut base::crossbeam_ping_pong(20_000),
-        ),
-    ];
+    let lat = round_trips()?;
     progress("done");
     if io::stderr().is_terminal() {
         eprint!("\r\x1b[K");
@@ -164,6 +128,64 @@ pub fn bench_channels(rest: &[&str]) -> CliResult {
         print_tables(&rows, &lat, &goals);
     }
     Ok(())
+}
+
+/// The two placements round trips are measured in (see [`Placement`]): a free one measures
+/// mostly where the scheduler happened to put the processes.
+const PLACEMENTS: [(Placement, &str); 2] = [
+    (Placement::SameCpu, "same CPU"),
+    (Placement::TwoCpus, "two CPUs"),
+];
+
+/// Every round-trip row: spinning on two CPUs; sleeping shmproc, its floors and the fd and
+/// ipc-channel baselines in each placement (named "... [placement]"); crossbeam's threads.
+fn round_trips() -> io::Result<Vec<Latency>> {
+    let mut lat = Vec::new();
+    for (placement, place) in PLACEMENTS {
+        channels::set_placement(placement);
+        progress(&format!("round trips, {place}"));
+        let named = |name: &str, samples: &mut Vec<Duration>| {
+            Latency::of(format!("{name} [{place}]"), samples)
+        };
+        if placement == Placement::TwoCpus {
+            // Each shmproc case alternates with its physical floors in many short rounds, so
+            // all see the same machine state.
+            let [mut spin, mut spin_floor] = interleaved(
+                8,
+                2_500,
+                [
+                    &mut |n| channels::pipe_round_trips(n, Some(SPIN_FOREVER)),
+                    &mut |n| base::word_ping_pong(n, Wake::Spin),
+                ],
+            )?;
+            lat.push(named("shmproc Pipe, spinning", &mut spin));
+            lat.push(named("raw spin ping-pong", &mut spin_floor));
+        }
+        let [mut sleep, mut sleep_floor, mut sleep_nap] = interleaved(
+            30,
+            200,
+            [
+                &mut |n| channels::pipe_round_trips(n, Some(0)),
+                &mut |n| base::word_ping_pong(n, Wake::Futex),
+                &mut |n| base::word_ping_pong(n, Wake::FutexNap(LIVENESS_POLL)),
+            ],
+        )?;
+        lat.push(named("shmproc Pipe, sleeping", &mut sleep));
+        lat.push(named("raw futex ping-pong", &mut sleep_floor));
+        lat.push(named("raw futex ping-pong, 10 ms naps", &mut sleep_nap));
+        lat.push(named("pipe(2)", &mut base::fd_ping_pong(Fd::Pipe, 3_000)?));
+        lat.push(named(
+            "unix socketpair",
+            &mut base::fd_ping_pong(Fd::Socket, 3_000)?,
+        ));
+        lat.push(named("ipc-channel", &mut base::ipc_ping_pong(3_000)?));
+    }
+    channels::set_placement(Placement::Free);
+    lat.push(Latency::of(
+        "crossbeam (threads)",
+        &mut base::crossbeam_ping_pong(20_000),
+    ));
+    Ok(lat)
 }
 
 /// A round-trip measurement: `n` round trips in, samples out.
@@ -197,15 +219,8 @@ fn goals(rows: &[Throughput], lat: &[Latency]) -> Vec<(String, String, bool)> {
         .find(|r| r.name == "raw SPSC ring")
         .expect("spsc row");
     let l = |name: &str| lat.iter().find(|l| l.name == name).expect("latency row");
-    let (spin, sleep, futex, napping) = (
-        l("shmproc Pipe, spinning"),
-        l("shmproc Pipe, sleeping"),
-        l("raw futex ping-pong"),
-        l("raw futex ping-pong, 10 ms naps"),
-    );
-    let ratio = sleep.median.as_secs_f64() / futex.median.as_secs_f64();
-    let nap_ratio = sleep.median.as_secs_f64() / napping.median.as_secs_f64();
-    vec![
+    let spin = l("shmproc Pipe, spinning [two CPUs]");
+    let mut goals = vec![
         (
             "Queue 1->1 8 B >= 20 M msg/s".into(),
             format!(
@@ -226,20 +241,28 @@ fn goals(rows: &[Throughput], lat: &[Latency]) -> Vec<(String, String, bool)> {
             q(1024).gb_per_sec() >= 2.5,
         ),
         (
-            "Pipe round trip, spinning <= 0.5 us".into(),
+            "Pipe round trip, spinning, two CPUs <= 0.5 us".into(),
             format!("{:.3} us", us(spin.median)),
             spin.median <= Duration::from_nanos(500),
         ),
-        (
-            "Pipe round trip, sleeping <= 1.15x raw futex".into(),
+    ];
+    for (_, place) in PLACEMENTS {
+        let sleep = l(&format!("shmproc Pipe, sleeping [{place}]"));
+        let futex = l(&format!("raw futex ping-pong [{place}]"));
+        let napping = l(&format!("raw futex ping-pong, 10 ms naps [{place}]"));
+        let ratio = sleep.median.as_secs_f64() / futex.median.as_secs_f64();
+        let nap_ratio = sleep.median.as_secs_f64() / napping.median.as_secs_f64();
+        goals.push((
+            format!("Pipe round trip, sleeping, {place} <= 1.15x raw futex"),
             format!(
                 "{ratio:.2}x ({:.2} vs {:.2} us; {nap_ratio:.2}x a futex ping-pong with 10 ms naps)",
                 us(sleep.median),
                 us(futex.median)
             ),
             ratio <= 1.15,
-        ),
-    ]
+        ));
+    }
+    goals
 }
 
 fn print_json(rows: &[Throughput], lat: &[Latency], goals: &[(String, String, bool)]) {
@@ -289,22 +312,32 @@ fn print_tables(rows: &[Throughput], lat: &[Latency], goals: &[(String, String, 
             r.msgs_per_sec() / pipe
         );
     }
-    let futex = lat
-        .iter()
-        .find(|l| l.name == "raw futex ping-pong")
-        .map_or(1.0, |l| l.median.as_secs_f64());
-    println!("\nRound trip of an 8-byte message (ratio vs raw futex ping-pong, medians)");
     println!(
-        "{:<26} {:>10} {:>10} {:>9}",
+        "\nRound trip of an 8-byte message, the two processes pinned to one CPU or to two \
+         (ratio vs the raw futex ping-pong in the same placement, medians)"
+    );
+    println!(
+        "{:<42} {:>10} {:>10} {:>9}",
         "channel", "median us", "p99 us", "vs futex"
     );
     for l in lat {
+        let futex = PLACEMENTS
+            .iter()
+            .map(|(_, place)| format!("[{place}]"))
+            .find(|tag| l.name.ends_with(tag.as_str()))
+            .and_then(|tag| {
+                let floor = format!("raw futex ping-pong {tag}");
+                lat.iter().find(|f| f.name == floor)
+            });
+        let ratio = futex.map_or(String::from("-"), |f| {
+            format!("{:.2}x", l.median.as_secs_f64() / f.median.as_secs_f64())
+        });
         println!(
-            "{:<26} {:>10.3} {:>10.3} {:>8.2}x",
+            "{:<42} {:>10.3} {:>10.3} {:>9}",
             l.name,
             us(l.median),
             us(l.p99),
-            l.median.as_secs_f64() / futex
+            ratio
         );
     }
     println!("\nGoals");
