@@ -64,6 +64,11 @@ fn throughput(c: &mut Criterion) {
         );
         if size == 8 {
             g.bench_with_input(
+                BenchmarkId::new("shmproc Queue, typed", size),
+                &size,
+                run(|_, n| channels::queue_stream_typed(n)),
+            );
+            g.bench_with_input(
                 BenchmarkId::new("raw SPSC ring", size),
                 &size,
                 run(|_, n| base::spsc_stream(n)),

@@ -322,6 +322,24 @@ fn a_failed_send_of_an_end_does_not_leave_it_in_transit() {
 }
 
 #[test]
+fn a_message_too_large_for_the_stack_encoding_leaves_no_hand_over_behind() {
+    let name = common::unique("pend-big");
+    let a = Pipe::<u64>::create(&name).unwrap();
+    let b = Pipe::<u64>::open(&name).unwrap();
+    let q: Queue<(Connection<u64>, Vec<u8>)> = Queue::new().unwrap();
+    for round in 0..20 {
+        // Past the stack buffer: the end's hand-over recorded by the first, stack-sized
+        // encoding attempt must be revoked (more rounds than there are hand-over slots).
+        q.put(&(b.clone(), vec![round; 300])).unwrap();
+        let (end, payload) = q.get().unwrap();
+        assert_eq!(payload, vec![round; 300]);
+        drop(end);
+    }
+    drop(b);
+    assert_disconnected(a.recv_timeout(BOUND));
+}
+
+#[test]
 fn a_spawn_whose_argument_cannot_be_sent_releases_the_end_in_it() {
     let (a, b) = Pipe::<u64>::duplex().unwrap();
     // More anonymous handles than one message can carry: encoding fails after `b`'s hand-over

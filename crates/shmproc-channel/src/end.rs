@@ -228,7 +228,11 @@ pub(crate) fn check_sleeping_ends() -> bool {
     let mut any = false;
     for end in live.iter().filter(|e| e.watch.has_sleepers()) {
         any = true;
-        if end.peer.as_deref().is_some_and(|p| EndLocal::peer_gone(p).is_some()) {
+        if end
+            .peer
+            .as_deref()
+            .is_some_and(|p| EndLocal::peer_gone(p).is_some())
+        {
             end.watch.raise();
             end.rings.iter().for_each(Ring::wake_all);
         }

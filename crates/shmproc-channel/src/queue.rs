@@ -12,7 +12,7 @@ use shmproc_shm::{Kind, Segment, SegmentError};
 use crate::codec;
 use crate::error::{RecvError, SendError, Stop};
 use crate::layout::{self, SPIN_BUDGET};
-use crate::ring::{self, Deadline, Event, Ring, WaitPolicy, HEADER};
+use crate::ring::{self, Deadline, Event, Ring, Sink, WaitPolicy, HEADER};
 
 /// Pause between polls of a waiting queue side: long enough that a fast consumer lets a few
 /// records pile up and takes them without touching the producers' index line each time.
@@ -278,8 +278,8 @@ impl<T> Queue<T> {
         }
     }
 
-    /// Appends the oldest message's bytes to `out`.
-    fn get_into(&self, deadline: Deadline, out: &mut Vec<u8>) -> Result<(), Stop> {
+    /// Takes the oldest message's bytes into `out`.
+    fn get_into(&self, deadline: Deadline, out: &mut impl Sink) -> Result<(), Stop> {
         let ring = &self.ring;
         let ctl = ring.ctl();
         loop {
@@ -296,7 +296,7 @@ impl<T> Queue<T> {
                             "record of {len} bytes but only {avail} published"
                         )));
                     }
-                    ring.read_append(head + HEADER, len as usize, out)?;
+                    out.take(ring, head + HEADER, len as usize)?;
                     let count = ctl.get.count.load(Ordering::Relaxed);
                     ctl.get
                         .count
@@ -355,7 +355,7 @@ impl<T: DeserializeOwned> Queue<T> {
     /// [`RecvError::Disconnected`] once closed and drained; [`RecvError::Decode`] (the message
     /// is consumed); [`RecvError::Corrupt`].
     pub fn get(&self) -> Result<T, RecvError> {
-        codec::decode_with(|buf| Ok(self.get_into(Deadline::Never, buf)?))
+        codec::decode_landed(|l| Ok(self.get_into(Deadline::Never, l)?))
     }
 
     /// Like [`get`](Queue::get), failing with [`RecvError::Timeout`] after `timeout`.
@@ -364,7 +364,7 @@ impl<T: DeserializeOwned> Queue<T> {
     /// As `get`, plus `Timeout`.
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, RecvError> {
         let deadline = Deadline::after(timeout);
-        codec::decode_with(|buf| Ok(self.get_into(deadline, buf)?))
+        codec::decode_landed(|l| Ok(self.get_into(deadline, l)?))
     }
 
     /// Like [`get`](Queue::get) without waiting: [`RecvError::Empty`] if there is none.
@@ -372,7 +372,7 @@ impl<T: DeserializeOwned> Queue<T> {
     /// # Errors
     /// As `get`, plus `Empty`.
     pub fn try_get(&self) -> Result<T, RecvError> {
-        codec::decode_with(|buf| Ok(self.get_into(Deadline::Now, buf)?))
+        codec::decode_landed(|l| Ok(self.get_into(Deadline::Now, l)?))
     }
 }
 

@@ -29,10 +29,10 @@ use std::time::Instant;
 use shmproc_shm::{AtomicShareable, Segment, SegmentError, SharedRef};
 use shmproc_sync::{LockError, RawGuard, RawLock};
 
-use crate::watch::Watch;
 use crate::error::Stop;
 use crate::wait::{wait, wake, Waiters};
 pub(crate) use crate::wait::{Deadline, Event, WaitPolicy};
+use crate::watch::Watch;
 
 /// Bytes of a record header: the payload length, little-endian `u64`.
 pub(crate) const HEADER: u64 = 8;
@@ -90,6 +90,20 @@ unsafe impl AtomicShareable for RingCtl {}
 /// Bytes a ring of `capacity` occupies in a segment (control block + data).
 pub(crate) fn footprint(capacity: u64) -> usize {
     std::mem::size_of::<RingCtl>() + capacity as usize
+}
+
+/// Where a consumer copies the record it takes.
+pub(crate) trait Sink {
+    /// Copies the `len` published bytes at stream position `pos` out of `ring` (the caller
+    /// holds the consumer lock and has checked they are published).
+    fn take(&mut self, ring: &Ring, pos: u64, len: usize) -> Result<(), Stop>;
+}
+
+impl Sink for Vec<u8> {
+    #[inline]
+    fn take(&mut self, ring: &Ring, pos: u64, len: usize) -> Result<(), Stop> {
+        ring.read_append(pos, len, self)
+    }
 }
 
 /// A handle to one ring inside a segment.

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use shmproc_shm::sys::{self, WaitOutcome};
 
-use crate::watch::Watch;
 use crate::error::Stop;
+use crate::watch::Watch;
 
 /// An event count to sleep on (one cache line): sleepers registered since the last wake in the
 /// high half, the wake sequence (the futex) in the low half.

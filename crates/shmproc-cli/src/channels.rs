@@ -125,7 +125,8 @@ impl Gate {
 }
 
 /// Forks one process per sender (each passes the gate first), runs `receive` in the caller
-/// `msgs` times, and returns the time from the gate opening to the last message.
+/// `msgs` times, and returns the time from the gate opening to the last message. The receiver
+/// and the senders are placed as [`set_placement`] says (all senders share the second CPU).
 ///
 /// # Errors
 /// When a process cannot be forked, fails, or `receive` fails.
@@ -137,25 +138,28 @@ pub fn stream<S>(
 where
     S: FnOnce() + Send + 'static,
 {
-    let gate = Gate::new()?;
-    let n = senders.len() as u32;
-    let children = senders
-        .into_iter()
-        .map(|send| {
-            let gate = gate.clone();
-            Process::fork(move || {
-                gate.pass();
-                send();
+    placed(|child_cpu| {
+        let gate = Gate::new()?;
+        let n = senders.len() as u32;
+        let children = senders
+            .into_iter()
+            .map(|send| {
+                let gate = gate.clone();
+                Process::fork(move || {
+                    pin_child(child_cpu);
+                    gate.pass();
+                    send();
+                })
             })
-        })
-        .collect::<io::Result<Vec<_>>>()?;
-    let start = gate.open_when_ready(n)?;
-    for _ in 0..msgs {
-        receive()?;
-    }
-    let elapsed = start.elapsed();
-    join_all(&children)?;
-    Ok(elapsed)
+            .collect::<io::Result<Vec<_>>>()?;
+        let start = gate.open_when_ready(n)?;
+        for _ in 0..msgs {
+            receive()?;
+        }
+        let elapsed = start.elapsed();
+        join_all(&children)?;
+        Ok(elapsed)
+    })
 }
 
 /// Where the two processes of a round trip run.
@@ -174,8 +178,9 @@ pub enum Placement {
 /// The placement [`ping_pong`] applies (a `Placement` as `u8`).
 static PLACEMENT: AtomicU32 = AtomicU32::new(0);
 
-/// Makes every following [`ping_pong`] in this process run its two processes as `placement`
-/// says (all round-trip functions here and in `channel_baselines` go through it).
+/// Makes every following [`ping_pong`] and [`stream`] in this process place its processes as
+/// `placement` says (all the process benchmarks here and in `channel_baselines` go through
+/// them).
 pub fn set_placement(placement: Placement) {
     PLACEMENT.store(placement as u32, Ordering::Relaxed);
 }
@@ -201,31 +206,36 @@ pub fn ping_pong<E>(
 where
     E: FnOnce() + Send + 'static,
 {
-    let cpus = match placement() {
-        Placement::Free => None,
-        Placement::SameCpu => Some((0, 0)),
-        Placement::TwoCpus => Some((0, 1)),
+    placed(|child_cpu| time_rounds(iters, echo, &mut round, child_cpu))
+}
+
+/// Runs `f` with the calling thread pinned as [`set_placement`] says, passing the CPU its
+/// children should pin themselves to (`None`: no pinning).
+fn placed<R>(f: impl FnOnce(Option<usize>) -> io::Result<R>) -> io::Result<R> {
+    let (mine, theirs) = match placement() {
+        Placement::Free => return f(None),
+        Placement::SameCpu => (0, 0),
+        Placement::TwoCpus => (0, 1),
     };
-    let pinned = match cpus {
-        None => None,
-        Some((mine, theirs)) => {
-            let allowed = cpu::allowed()?;
-            let nth = |n: usize| {
-                allowed.get(n).copied().ok_or_else(|| {
-                    let msg = format!("placement needs {} CPUs, {} allowed", n + 1, allowed.len());
-                    io::Error::new(io::ErrorKind::Unsupported, msg)
-                })
-            };
-            let (mine, theirs) = (nth(mine)?, nth(theirs)?);
-            Some((cpu::pin(mine)?, theirs))
-        }
+    let allowed = cpu::allowed()?;
+    let nth = |n: usize| {
+        allowed.get(n).copied().ok_or_else(|| {
+            let msg = format!("placement needs {} CPUs, {} allowed", n + 1, allowed.len());
+            io::Error::new(io::ErrorKind::Unsupported, msg)
+        })
     };
-    let theirs = pinned.as_ref().map(|(_, theirs)| *theirs);
-    let result = time_rounds(iters, echo, &mut round, theirs);
-    if let Some((saved, _)) = pinned {
-        cpu::restore(&saved)?;
-    }
+    let theirs = nth(theirs)?;
+    let saved = cpu::pin(nth(mine)?)?;
+    let result = f(Some(theirs));
+    cpu::restore(&saved)?;
     result
+}
+
+/// Pins a child to `cpu`, if given (inside the child).
+fn pin_child(cpu: Option<usize>) {
+    if let Some(cpu) = cpu {
+        cpu::pin(cpu).expect("pin a benchmark process");
+    }
 }
 
 fn time_rounds<E>(
@@ -238,9 +248,7 @@ where
     E: FnOnce() + Send + 'static,
 {
     let child = Process::fork(move || {
-        if let Some(cpu) = child_cpu {
-            cpu::pin(cpu).expect("pin the echo process");
-        }
+        pin_child(child_cpu);
         echo();
     })?;
     for _ in 0..iters / 10 {
@@ -320,12 +328,18 @@ mod cpu {
 
     #[cfg(not(target_os = "linux"))]
     pub fn allowed() -> io::Result<Vec<usize>> {
-        Err(io::Error::new(io::ErrorKind::Unsupported, "CPU pinning is Linux-only here"))
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "CPU pinning is Linux-only here",
+        ))
     }
 
     #[cfg(not(target_os = "linux"))]
     pub fn pin(_cpu: usize) -> io::Result<Saved> {
-        Err(io::Error::new(io::ErrorKind::Unsupported, "CPU pinning is Linux-only here"))
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "CPU pinning is Linux-only here",
+        ))
     }
 
     #[cfg(not(target_os = "linux"))]
@@ -371,6 +385,25 @@ pub fn queue_stream(size: usize, producers: usize, msgs: u64) -> io::Result<Dura
     let rx = q.clone();
     stream_bytes(size, producers, msgs, q, put, || {
         rx.get_bytes().map(drop).map_err(io::Error::other)
+    })
+}
+
+/// One producer process streams `msgs` typed 8-byte messages (`[u8; 8]`, which postcard
+/// encodes as exactly 8 bytes) through a `Queue` with `put`/`get`: the serde API, which needs
+/// no allocation per message (`get_bytes` returns a fresh `Vec` each time).
+///
+/// # Errors
+/// When the queue or a process fails.
+pub fn queue_stream_typed(msgs: u64) -> io::Result<Duration> {
+    let q: Queue<[u8; 8]> = Queue::with_capacity(RING)?;
+    let tx = q.clone();
+    let producer = move || {
+        for i in 0..msgs {
+            tx.put(&i.to_le_bytes()).expect("put");
+        }
+    };
+    stream(vec![producer], msgs, || {
+        q.get().map(drop).map_err(io::Error::other)
     })
 }
 
