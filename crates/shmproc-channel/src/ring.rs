@@ -263,7 +263,7 @@ impl Ring {
             let from = &src[part];
             // SAFETY: `ring_bytes` holds `from.len()` checked bytes inside the mapping, in the
             // free part of the ring, which no cooperating process reads until we publish it.
-            unsafe { std::ptr::copy_nonoverlapping(from.as_ptr(), ring_bytes, from.len()) };
+            unsafe { copy_bytes(from.as_ptr(), ring_bytes, from.len()) };
         })
     }
 
@@ -275,7 +275,7 @@ impl Ring {
             let to = &mut dst[part];
             // SAFETY: `ring_bytes` holds `to.len()` checked bytes inside the mapping; they are
             // published and not yet freed, so no cooperating process writes them meanwhile.
-            unsafe { std::ptr::copy_nonoverlapping(ring_bytes, to.as_mut_ptr(), to.len()) };
+            unsafe { copy_bytes(ring_bytes, to.as_mut_ptr(), to.len()) };
         })
     }
 
@@ -294,7 +294,7 @@ impl Ring {
             let to = &mut spare[part];
             // SAFETY: as in `read`; `to` is uninitialised spare capacity of `out`, which
             // `MaybeUninit<u8>` has the layout of `u8` to be written through.
-            unsafe { std::ptr::copy_nonoverlapping(ring_bytes, to.as_mut_ptr().cast(), to.len()) };
+            unsafe { copy_bytes(ring_bytes, to.as_mut_ptr().cast(), to.len()) };
         })?;
         // SAFETY: `pieces` succeeded, so all `len` spare bytes after `base` were written.
         unsafe { out.set_len(base + len) };
@@ -391,6 +391,46 @@ impl Ring {
     }
 }
 
+/// Copies `n` bytes from `src` to `dst`. Short copies (most queue messages, every record
+/// header) are done inline: a call to `memcpy` costs more than the copy itself.
+///
+/// # Safety
+/// As [`std::ptr::copy_nonoverlapping`]: `src` valid for `n` reads, `dst` for `n` writes, the
+/// two not overlapping.
+#[inline(always)]
+unsafe fn copy_bytes(src: *const u8, dst: *mut u8, n: usize) {
+    // SAFETY (all blocks): every access below stays within the first `n` bytes of `src` and
+    // `dst`, which the caller guarantees; unaligned reads and writes need no alignment.
+    unsafe {
+        match n {
+            8..=16 => {
+                let (a, b) = (
+                    src.cast::<u64>().read_unaligned(),
+                    src.add(n - 8).cast::<u64>().read_unaligned(),
+                );
+                dst.cast::<u64>().write_unaligned(a);
+                dst.add(n - 8).cast::<u64>().write_unaligned(b);
+            }
+            4..=7 => {
+                let (a, b) = (
+                    src.cast::<u32>().read_unaligned(),
+                    src.add(n - 4).cast::<u32>().read_unaligned(),
+                );
+                dst.cast::<u32>().write_unaligned(a);
+                dst.add(n - 4).cast::<u32>().write_unaligned(b);
+            }
+            1..=3 => {
+                let (a, b, c) = (*src, *src.add(n / 2), *src.add(n - 1));
+                *dst = a;
+                *dst.add(n / 2) = b;
+                *dst.add(n - 1) = c;
+            }
+            0 => {}
+            _ => std::ptr::copy_nonoverlapping(src, dst, n),
+        }
+    }
+}
+
 #[inline(always)]
 fn lock(lock: &RawLock, deadline: Deadline) -> Result<(RawGuard<'_>, bool), Stop> {
     let result = match deadline {
@@ -411,5 +451,22 @@ fn lock(lock: &RawLock, deadline: Deadline) -> Result<(RawGuard<'_>, bool), Stop
         ))),
         Err(LockError::Io(e)) => Err(Stop::Io(e)),
         Err(_) => Err(Stop::Io(std::io::Error::other("unexpected lock error"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::copy_bytes;
+
+    #[test]
+    fn copy_bytes_copies_exactly_n_bytes_for_every_short_and_long_size() {
+        let src: Vec<u8> = (1..=64).collect();
+        for n in 0..=40 {
+            let mut dst = [0u8; 64];
+            // SAFETY: both buffers hold at least `n` bytes and do not overlap.
+            unsafe { copy_bytes(src.as_ptr(), dst.as_mut_ptr(), n) };
+            assert_eq!(&dst[..n], &src[..n], "n = {n}");
+            assert!(dst[n..].iter().all(|&b| b == 0), "n = {n}: wrote past the end");
+        }
     }
 }
