@@ -52,6 +52,13 @@ const END_SIZE: usize = std::mem::size_of::<EndState>();
 /// 10 ms plus a `/proc` check. A send into a ring with room does not look for a dead receiver
 /// (like writing into a pipe buffer); the next send that has to wait does.
 ///
+/// A call blocked without a deadline sleeps on a futex with no timer (a timer per sleep would
+/// cost about a tenth of a sleeping round trip); the peers of such sleepers are checked every
+/// 10 ms by one background thread per process, `shmproc-watch`, started by the first such
+/// sleep (again in a forked child) and parked after about a second without sleepers. If it
+/// cannot be started, blocked calls check for themselves between 10 ms naps. `_timeout` calls
+/// always nap.
+///
 /// # Fork
 /// A forked child gets a copy of every end its parent held at the fork, like inherited file
 /// descriptors. The child is registered before `fork` returns in the parent, so a handle moved

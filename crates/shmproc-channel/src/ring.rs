@@ -399,8 +399,8 @@ impl Ring {
 /// two not overlapping.
 #[inline(always)]
 unsafe fn copy_bytes(src: *const u8, dst: *mut u8, n: usize) {
-    // SAFETY (all blocks): every access below stays within the first `n` bytes of `src` and
-    // `dst`, which the caller guarantees; unaligned reads and writes need no alignment.
+    // SAFETY: every access below stays within the first `n` bytes of `src` and `dst`, which
+    // the caller guarantees; unaligned reads and writes need no alignment.
     unsafe {
         match n {
             8..=16 => {
@@ -466,7 +466,10 @@ mod tests {
             // SAFETY: both buffers hold at least `n` bytes and do not overlap.
             unsafe { copy_bytes(src.as_ptr(), dst.as_mut_ptr(), n) };
             assert_eq!(&dst[..n], &src[..n], "n = {n}");
-            assert!(dst[n..].iter().all(|&b| b == 0), "n = {n}: wrote past the end");
+            assert!(
+                dst[n..].iter().all(|&b| b == 0),
+                "n = {n}: wrote past the end"
+            );
         }
     }
 }

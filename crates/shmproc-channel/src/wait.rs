@@ -1,7 +1,8 @@
 //! Waiting for the other side of a ring: spin briefly, then sleep on a futex event count.
 //!
 //! A side that must wait polls a few thousand pause hints' worth, then registers as a sleeper,
-//! re-checks, and sleeps on the sequence in bounded naps. The other side, after publishing,
+//! re-checks, and sleeps on the sequence: untimed when it has no deadline (a pipe's peer is
+//! then watched by `crate::watch`), else in bounded naps. The other side, after publishing,
 //! issues one `SeqCst` fence and wakes only if someone is registered — and a wake takes all
 //! registrations with it (one CAS bumps the sequence and zeroes the count), so while woken
 //! sleepers are still on their way no further publish makes a system call.
