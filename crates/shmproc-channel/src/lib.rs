@@ -39,6 +39,7 @@ mod layout;
 mod link;
 mod pipe;
 mod queue;
+mod record;
 mod ring;
 mod transfer;
 mod wait;

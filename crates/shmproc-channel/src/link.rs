@@ -12,7 +12,7 @@ use shmproc_shm::SharedRef;
 
 use crate::end::{EndLocal, EndState};
 use crate::error::Stop;
-use crate::queue::advance;
+use crate::record::advance;
 use crate::ring::{Deadline, Event, Ring, Side, WaitPolicy, HEADER};
 
 /// A receiver never reserves more than this up front for a message (a corrupt length must not

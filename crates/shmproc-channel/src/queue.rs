@@ -9,10 +9,11 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use shmproc_shm::{Kind, Segment, SegmentError};
 
-use crate::codec;
+use crate::codec::{self, Landing};
 use crate::error::{RecvError, SendError, Stop};
 use crate::layout::{self, SPIN_BUDGET};
-use crate::ring::{self, Deadline, Event, Ring, Sink, WaitPolicy, HEADER};
+use crate::record;
+use crate::ring::{self, Deadline, Ring, WaitPolicy, HEADER};
 
 /// Pause between polls of a waiting queue side: long enough that a fast consumer lets a few
 /// records pile up and takes them without touching the producers' index line each time.
@@ -239,85 +240,16 @@ impl<T> Queue<T> {
     }
 
     fn put_raw(&self, bytes: &[u8], deadline: Deadline) -> Result<(), Stop> {
-        let need = HEADER + bytes.len() as u64;
-        if need > self.ring.capacity() {
-            return Err(Stop::TooLarge {
-                len: need as usize,
-                max: self.ring.capacity() as usize,
-            });
-        }
-        let ring = &self.ring;
-        let ctl = ring.ctl();
-        // A blocking put that may spin lets a working consumer free a batch first.
-        let batch_pause = match deadline {
-            Deadline::Now => 0,
-            _ if self.policy.spins == 0 => 0,
-            _ => self.policy.pause,
-        };
-        loop {
-            {
-                let _guard = ring.lock_put(deadline)?;
-                if ctl.flags.closed.load(Ordering::Relaxed) != 0 {
-                    return Err(Stop::Closed);
-                }
-                let tail = ctl.put.pos.load(Ordering::Relaxed);
-                if ring.writable_batched(tail, need, batch_pause)? >= need {
-                    let end = advance(tail, need)?;
-                    ring.write(tail, &(bytes.len() as u64).to_le_bytes())?;
-                    ring.write(tail + HEADER, bytes)?;
-                    let count = ctl.put.count.load(Ordering::Relaxed);
-                    ctl.put
-                        .count
-                        .store(count.wrapping_add(1), Ordering::Relaxed);
-                    ring.publish(end);
-                    return Ok(());
-                }
-            }
-            let ready = || Ok(self.is_closed() || ring.free_hint() >= need);
-            ring.wait_for(Event::Space, self.policy, deadline, None, ready, || Ok(()))?;
-        }
+        record::put(&self.ring, self.policy, bytes, deadline)
     }
 
-    /// Takes the oldest message's bytes into `out`.
-    fn get_into(&self, deadline: Deadline, out: &mut impl Sink) -> Result<(), Stop> {
-        let ring = &self.ring;
-        let ctl = ring.ctl();
-        loop {
-            {
-                let _guard = ring.lock_get(deadline)?;
-                // Closed first, then the tail: a put that completed before close is seen.
-                let closed = ctl.flags.closed.load(Ordering::Acquire) != 0;
-                let head = ctl.get.pos.load(Ordering::Relaxed);
-                let avail = ring.readable(head)?;
-                if avail > 0 {
-                    let len = ring.read_header(head)?;
-                    if avail < HEADER || len > avail - HEADER {
-                        return Err(Stop::Corrupt(format!(
-                            "record of {len} bytes but only {avail} published"
-                        )));
-                    }
-                    out.take(ring, head + HEADER, len as usize)?;
-                    let count = ctl.get.count.load(Ordering::Relaxed);
-                    ctl.get
-                        .count
-                        .store(count.wrapping_add(1), Ordering::Relaxed);
-                    ring.release(head + HEADER + len);
-                    return Ok(());
-                }
-                if closed {
-                    return Err(Stop::Closed);
-                }
-            }
-            let ready = || Ok(self.is_closed() || ring.len_hint() > 0);
-            ring.wait_for(Event::Data, self.policy, deadline, None, ready, || Ok(()))?;
-        }
+    fn get_into(&self, deadline: Deadline, out: &mut Vec<u8>) -> Result<(), Stop> {
+        record::take_into_vec(&self.ring, self.policy, deadline, out)
     }
-}
 
-/// `pos + n`, or a corruption error if a peer-written index would overflow.
-pub(crate) fn advance(pos: u64, n: u64) -> Result<u64, Stop> {
-    pos.checked_add(n)
-        .ok_or_else(|| Stop::Corrupt("ring index overflows".into()))
+    fn get_landed(&self, deadline: Deadline, out: &mut Landing) -> Result<(), Stop> {
+        record::take_into_landing(&self.ring, self.policy, deadline, out)
+    }
 }
 
 impl<T: Serialize> Queue<T> {
@@ -355,7 +287,7 @@ impl<T: DeserializeOwned> Queue<T> {
     /// [`RecvError::Disconnected`] once closed and drained; [`RecvError::Decode`] (the message
     /// is consumed); [`RecvError::Corrupt`].
     pub fn get(&self) -> Result<T, RecvError> {
-        codec::decode_landed(|l| Ok(self.get_into(Deadline::Never, l)?))
+        codec::decode_landed(|l| Ok(self.get_landed(Deadline::Never, l)?))
     }
 
     /// Like [`get`](Queue::get), failing with [`RecvError::Timeout`] after `timeout`.
@@ -364,7 +296,7 @@ impl<T: DeserializeOwned> Queue<T> {
     /// As `get`, plus `Timeout`.
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, RecvError> {
         let deadline = Deadline::after(timeout);
-        codec::decode_landed(|l| Ok(self.get_into(deadline, l)?))
+        codec::decode_landed(|l| Ok(self.get_landed(deadline, l)?))
     }
 
     /// Like [`get`](Queue::get) without waiting: [`RecvError::Empty`] if there is none.
@@ -372,7 +304,7 @@ impl<T: DeserializeOwned> Queue<T> {
     /// # Errors
     /// As `get`, plus `Empty`.
     pub fn try_get(&self) -> Result<T, RecvError> {
-        codec::decode_landed(|l| Ok(self.get_into(Deadline::Now, l)?))
+        codec::decode_landed(|l| Ok(self.get_landed(Deadline::Now, l)?))
     }
 }
 

@@ -87,6 +87,11 @@ pub fn bench_channels(rest: &[&str]) -> CliResult {
     }
     let json = rest.contains(&"--json");
     let mut rows = Vec::new();
+    // Receiver on one CPU, senders on the other: every run gets the same two CPUs (left to
+    // itself, the scheduler sometimes keeps a receiver and its sender on one CPU for a while).
+    if std::thread::available_parallelism().map_or(1, usize::from) >= 2 {
+        channels::set_placement(Placement::TwoCpus);
+    }
     for size in SIZES {
         let n = channels::messages_for(size);
         let nb = n / 4; // the baselines are slower: fewer messages keep the run short
@@ -316,7 +321,10 @@ fn print_json(rows: &[Throughput], lat: &[Latency], goals: &[(String, String, bo
 }
 
 fn print_tables(rows: &[Throughput], lat: &[Latency], goals: &[(String, String, bool)]) {
-    println!("One-way throughput (median of {RUNS} runs; ratio vs pipe(2) at the same size)");
+    println!(
+        "One-way throughput, receiver pinned to one CPU and senders to another (median of {RUNS} \
+         runs; ratio vs pipe(2) at the same size)"
+    );
     println!(
         "{:<22} {:>8} {:>5} {:>12} {:>10} {:>9}",
         "channel", "size", "prod", "msg/s", "GB/s", "vs pipe"
