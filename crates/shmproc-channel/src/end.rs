@@ -188,9 +188,11 @@ impl EndLocal {
         if peer.is_closed() {
             return Some(Stop::Closed);
         }
-        if peer.holders.live_members() > 0
-            || peer.inherited.has_live_member_besides_me()
+        // `inherited` and `transit` before `holders`: a process moves into `holders` before it
+        // leaves the other two, so reading in this order it cannot slip between them unseen.
+        if peer.inherited.has_live_member_besides_me()
             || peer.in_transit()
+            || peer.holders.live_members() > 0
         {
             return None;
         }
@@ -207,10 +209,12 @@ impl Drop for EndLocal {
         let state = &self.state;
         state.holders.leave();
         state.inherited.leave();
-        let nobody = state.holders.live_members() == 0
-            && state.inherited.live_members() == 0
-            && state.holders.dead_member().is_none()
-            && !state.in_transit();
+        // In the order of `peer_gone` (see there): a forked child claiming its inherited copy
+        // right now is seen in one roster or the other.
+        let nobody = state.inherited.live_members() == 0
+            && !state.in_transit()
+            && state.holders.live_members() == 0
+            && state.holders.dead_member().is_none();
         if nobody {
             state.closed.store(1, Ordering::Release);
         }

@@ -174,11 +174,14 @@ pub(crate) fn wait(
             }
         };
         w.unregister(seq);
-        if outcome? == WaitOutcome::TimedOut {
-            on_nap()?;
-        }
+        let outcome = outcome?;
+        // Ready first: a peer that published its last message and then went away must not
+        // have that message reported as an ending by `on_nap`.
         if ready()? {
             return Ok(());
+        }
+        if outcome == WaitOutcome::TimedOut {
+            on_nap()?;
         }
     }
 }
@@ -209,5 +212,30 @@ fn sleep(
     match deadline.next_nap(nap) {
         Some(nap) => sys::futex_wait_low(&w.state, seq, Some(nap)).map_err(Stop::Io),
         None => Err(Stop::expired(deadline)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_arrived_during_a_nap_wins_over_the_nap_check() {
+        // The other side publishes its last message and goes away while we nap: the nap check
+        // would report the ending, but the message must be delivered first.
+        let w = Waiters::default();
+        let policy = WaitPolicy {
+            spins: 0,
+            pause: 0,
+            nap: Duration::from_millis(1),
+        };
+        let mut looks = 0;
+        let ready = || {
+            looks += 1;
+            Ok(looks > 1) // not before the nap, ready after it
+        };
+        let deadline = Deadline::after(Duration::from_secs(5));
+        let got = wait(&w, policy, deadline, None, ready, || Err(Stop::Closed));
+        assert!(got.is_ok(), "{got:?}");
     }
 }
