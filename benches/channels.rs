@@ -2,6 +2,8 @@
 //! Channel cost: one-way throughput (8 B, 1 KiB, 64 KiB) of shmproc's Queue and Pipe next to
 //! pipe(2), a unix socketpair, ipc-channel and crossbeam-channel (threads); round-trip latency
 //! of a Pipe spinning and sleeping next to raw spin/futex ping-pongs and the same baselines.
+//! Processes are pinned as in `shmproc bench channels` (receiver and senders on two CPUs;
+//! round trips on one CPU and on two).
 //! Each criterion iteration is one message (throughput) or one round trip (latency). A sample
 //! sets up fresh channels and processes, so it always runs at least a few thousand messages or
 //! round trips and reports the time scaled back to the iterations asked for.
@@ -10,9 +12,11 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use shmproc_cli::channel_baselines::{self as base, Fd, Wake};
-use shmproc_cli::channels::{self, SPIN_FOREVER};
+use shmproc_cli::channels::{self, Placement, SPIN_FOREVER};
 
 fn throughput(c: &mut Criterion) {
+    // Receiver on one CPU, senders on another, as `shmproc bench channels` runs them.
+    channels::set_placement(two_cpus_if_possible());
     let mut g = c.benchmark_group("one-way throughput");
     g.sample_size(10)
         .warm_up_time(Duration::from_millis(300))
@@ -90,32 +94,59 @@ fn trips(n: u64, run: impl FnOnce(usize) -> std::io::Result<Vec<Duration>>) -> D
     scaled(total, n, m)
 }
 
+/// Pins like `shmproc bench channels`: two CPUs when there are two, else none.
+fn two_cpus_if_possible() -> Placement {
+    if std::thread::available_parallelism().map_or(1, usize::from) >= 2 {
+        Placement::TwoCpus
+    } else {
+        Placement::Free
+    }
+}
+
+/// Round trips with the two processes on one CPU and on two (as `shmproc bench channels`
+/// does: left free, a run measures mostly where the scheduler put them).
 fn latency(c: &mut Criterion) {
-    let mut g = c.benchmark_group("round trip 8 B");
+    let placements = [
+        (Placement::SameCpu, "same CPU"),
+        (two_cpus_if_possible(), "two CPUs"),
+    ];
+    for (placement, place) in placements {
+        channels::set_placement(placement);
+        let mut g = c.benchmark_group(format!("round trip 8 B, {place}"));
+        g.sample_size(10)
+            .warm_up_time(Duration::from_millis(300))
+            .measurement_time(Duration::from_secs(2));
+        if placement != Placement::SameCpu {
+            // Spinning on one CPU only measures the scheduler's time slices.
+            g.bench_function("shmproc Pipe, spinning", |b| {
+                b.iter_custom(|i| trips(i, |n| channels::pipe_round_trips(n, Some(SPIN_FOREVER))))
+            });
+            g.bench_function("raw spin ping-pong", |b| {
+                b.iter_custom(|i| trips(i, |n| base::word_ping_pong(n, Wake::Spin)))
+            });
+        }
+        g.bench_function("shmproc Pipe, sleeping", |b| {
+            b.iter_custom(|i| trips(i, |n| channels::pipe_round_trips(n, Some(0))))
+        });
+        g.bench_function("raw futex ping-pong", |b| {
+            b.iter_custom(|i| trips(i, |n| base::word_ping_pong(n, Wake::Futex)))
+        });
+        g.bench_function("pipe(2)", |b| {
+            b.iter_custom(|i| trips(i, |n| base::fd_ping_pong(Fd::Pipe, n)))
+        });
+        g.bench_function("unix socketpair", |b| {
+            b.iter_custom(|i| trips(i, |n| base::fd_ping_pong(Fd::Socket, n)))
+        });
+        g.bench_function("ipc-channel", |b| {
+            b.iter_custom(|i| trips(i, base::ipc_ping_pong))
+        });
+        g.finish();
+    }
+    channels::set_placement(Placement::Free);
+    let mut g = c.benchmark_group("round trip 8 B, threads");
     g.sample_size(10)
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_secs(2));
-    g.bench_function("shmproc Pipe, spinning", |b| {
-        b.iter_custom(|i| trips(i, |n| channels::pipe_round_trips(n, Some(SPIN_FOREVER))))
-    });
-    g.bench_function("shmproc Pipe, sleeping", |b| {
-        b.iter_custom(|i| trips(i, |n| channels::pipe_round_trips(n, Some(0))))
-    });
-    g.bench_function("raw spin ping-pong", |b| {
-        b.iter_custom(|i| trips(i, |n| base::word_ping_pong(n, Wake::Spin)))
-    });
-    g.bench_function("raw futex ping-pong", |b| {
-        b.iter_custom(|i| trips(i, |n| base::word_ping_pong(n, Wake::Futex)))
-    });
-    g.bench_function("pipe(2)", |b| {
-        b.iter_custom(|i| trips(i, |n| base::fd_ping_pong(Fd::Pipe, n)))
-    });
-    g.bench_function("unix socketpair", |b| {
-        b.iter_custom(|i| trips(i, |n| base::fd_ping_pong(Fd::Socket, n)))
-    });
-    g.bench_function("ipc-channel", |b| {
-        b.iter_custom(|i| trips(i, base::ipc_ping_pong))
-    });
     g.bench_function("crossbeam (threads)", |b| {
         b.iter_custom(|i| trips(i, |n| Ok(base::crossbeam_ping_pong(n))))
     });
