@@ -400,25 +400,11 @@ impl Ring {
 #[inline(always)]
 unsafe fn copy_bytes(src: *const u8, dst: *mut u8, n: usize) {
     // SAFETY: every access below stays within the first `n` bytes of `src` and `dst`, which
-    // the caller guarantees; unaligned reads and writes need no alignment.
+    // the caller guarantees (each arm's word size fits `n` as the helper requires).
     unsafe {
         match n {
-            8..=16 => {
-                let (a, b) = (
-                    src.cast::<u64>().read_unaligned(),
-                    src.add(n - 8).cast::<u64>().read_unaligned(),
-                );
-                dst.cast::<u64>().write_unaligned(a);
-                dst.add(n - 8).cast::<u64>().write_unaligned(b);
-            }
-            4..=7 => {
-                let (a, b) = (
-                    src.cast::<u32>().read_unaligned(),
-                    src.add(n - 4).cast::<u32>().read_unaligned(),
-                );
-                dst.cast::<u32>().write_unaligned(a);
-                dst.add(n - 4).cast::<u32>().write_unaligned(b);
-            }
+            8..=16 => copy_two_words::<u64>(src, dst, n),
+            4..=7 => copy_two_words::<u32>(src, dst, n),
             1..=3 => {
                 let (a, b, c) = (*src, *src.add(n / 2), *src.add(n - 1));
                 *dst = a;
@@ -428,6 +414,26 @@ unsafe fn copy_bytes(src: *const u8, dst: *mut u8, n: usize) {
             0 => {}
             _ => std::ptr::copy_nonoverlapping(src, dst, n),
         }
+    }
+}
+
+/// Copies `n` bytes as two words of type `W`, the first at the start and the second ending at
+/// byte `n` (they overlap when `n` is less than two words).
+///
+/// # Safety
+/// As [`copy_bytes`], and `size_of::<W>() <= n`.
+#[inline(always)]
+unsafe fn copy_two_words<W: Copy>(src: *const u8, dst: *mut u8, n: usize) {
+    let last = n - std::mem::size_of::<W>();
+    // SAFETY: both words lie within the first `n` bytes of `src` and `dst` (the caller's
+    // guarantee); unaligned accesses need no alignment.
+    unsafe {
+        let (a, b) = (
+            src.cast::<W>().read_unaligned(),
+            src.add(last).cast::<W>().read_unaligned(),
+        );
+        dst.cast::<W>().write_unaligned(a);
+        dst.add(last).cast::<W>().write_unaligned(b);
     }
 }
 
