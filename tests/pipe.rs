@@ -217,6 +217,41 @@ fn a_child_forked_by_a_process_whose_watcher_runs_starts_its_own() {
     blocked_call_sees_the_peer_die(|a| matches!(a.recv(), Err(RecvError::PeerDied { .. })));
 }
 
+#[test]
+fn a_watcher_that_parked_wakes_up_for_the_next_sleeper() {
+    // An untimed sleep here starts this process's watcher; a second and a half without
+    // sleepers lets it park (unless other tests in this binary keep it busy meanwhile).
+    let (a, b) = Pipe::<u32>::duplex().unwrap();
+    let echo = Process::fork(move || {
+        std::thread::sleep(Duration::from_millis(30));
+        b.send(&1).unwrap();
+    })
+    .unwrap();
+    assert_eq!(a.recv().unwrap(), 1);
+    assert!(echo.join().unwrap().success());
+    std::thread::sleep(Duration::from_millis(1_500));
+    // Now a thread of this very process blocks without a deadline on a peer that dies.
+    let (c, d) = Pipe::<u32>::duplex().unwrap();
+    let used = flag();
+    let u = used.clone();
+    let victim = Process::fork(move || {
+        assert!(matches!(d.try_recv(), Err(RecvError::Empty))); // used: a holder now
+        u.store(1, Ordering::Release);
+        std::thread::sleep(Duration::from_millis(30)); // let the waiter block first
+        die_now();
+    })
+    .unwrap();
+    wait_for(&used, 1);
+    let (tx, rx) = std::sync::mpsc::channel();
+    // A bug leaves this thread blocked; the test then fails on the bound below.
+    std::thread::spawn(move || tx.send(c.recv()).unwrap());
+    assert_killed(victim.join().unwrap());
+    let got = rx
+        .recv_timeout(BOUND)
+        .expect("the blocked recv never returned");
+    assert!(matches!(got, Err(RecvError::PeerDied { .. })), "{got:?}");
+}
+
 /// Forks a process that uses one end of a pipe, then dies while another forked process is
 /// blocked, without a deadline, in `blocked` on the other end; `blocked` must report it.
 fn blocked_call_sees_the_peer_die(blocked: fn(&Connection<u32>) -> bool) {
