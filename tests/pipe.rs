@@ -206,14 +206,7 @@ fn a_send_without_deadline_sees_the_receiver_die() {
 fn a_child_forked_by_a_process_whose_watcher_runs_starts_its_own() {
     // A blocking recv with nothing there yet sleeps untimed: that starts this process's
     // watcher thread, which the children forked below do not inherit.
-    let (a, b) = Pipe::<u32>::duplex().unwrap();
-    let echo = Process::fork(move || {
-        std::thread::sleep(Duration::from_millis(30));
-        b.send(&1).unwrap();
-    })
-    .unwrap();
-    assert_eq!(a.recv().unwrap(), 1);
-    assert!(echo.join().unwrap().success());
+    sleep_untimed_once();
     blocked_call_sees_the_peer_die(|a| matches!(a.recv(), Err(RecvError::PeerDied { .. })));
 }
 
@@ -221,27 +214,11 @@ fn a_child_forked_by_a_process_whose_watcher_runs_starts_its_own() {
 fn a_watcher_that_parked_wakes_up_for_the_next_sleeper() {
     // An untimed sleep here starts this process's watcher; a second and a half without
     // sleepers lets it park (unless other tests in this binary keep it busy meanwhile).
-    let (a, b) = Pipe::<u32>::duplex().unwrap();
-    let echo = Process::fork(move || {
-        std::thread::sleep(Duration::from_millis(30));
-        b.send(&1).unwrap();
-    })
-    .unwrap();
-    assert_eq!(a.recv().unwrap(), 1);
-    assert!(echo.join().unwrap().success());
+    sleep_untimed_once();
     std::thread::sleep(Duration::from_millis(1_500));
     // Now a thread of this very process blocks without a deadline on a peer that dies.
     let (c, d) = Pipe::<u32>::duplex().unwrap();
-    let used = flag();
-    let u = used.clone();
-    let victim = Process::fork(move || {
-        assert!(matches!(d.try_recv(), Err(RecvError::Empty))); // used: a holder now
-        u.store(1, Ordering::Release);
-        std::thread::sleep(Duration::from_millis(30)); // let the waiter block first
-        die_now();
-    })
-    .unwrap();
-    wait_for(&used, 1);
+    let victim = use_then_die(d);
     let (tx, rx) = std::sync::mpsc::channel();
     // A bug leaves this thread blocked; the test then fails on the bound below.
     std::thread::spawn(move || tx.send(c.recv()).unwrap());
@@ -252,20 +229,39 @@ fn a_watcher_that_parked_wakes_up_for_the_next_sleeper() {
     assert!(matches!(got, Err(RecvError::PeerDied { .. })), "{got:?}");
 }
 
-/// Forks a process that uses one end of a pipe, then dies while another forked process is
-/// blocked, without a deadline, in `blocked` on the other end; `blocked` must report it.
-fn blocked_call_sees_the_peer_die(blocked: fn(&Connection<u32>) -> bool) {
-    let (a, b) = Pipe::<u32>::duplex_with_capacity(64).unwrap();
+/// A recv that has to wait for a message sleeps untimed, which starts this process's watcher.
+fn sleep_untimed_once() {
+    let (a, b) = Pipe::<u32>::duplex().unwrap();
+    let echo = Process::fork(move || {
+        std::thread::sleep(Duration::from_millis(30));
+        b.send(&1).unwrap();
+    })
+    .unwrap();
+    assert_eq!(a.recv().unwrap(), 1);
+    assert!(echo.join().unwrap().success());
+}
+
+/// Forks a process that uses `end` (so it holds it), then SIGKILLs itself 30 ms later (time
+/// for the caller to block on the other end); returns once the end is used.
+fn use_then_die(end: Connection<u32>) -> Process {
     let used = flag();
     let u = used.clone();
     let victim = Process::fork(move || {
-        assert!(matches!(b.try_recv(), Err(RecvError::Empty))); // used: a holder now
+        assert!(matches!(end.try_recv(), Err(RecvError::Empty))); // used: a holder now
         u.store(1, Ordering::Release);
-        std::thread::sleep(Duration::from_millis(30)); // let the waiter block first
+        std::thread::sleep(Duration::from_millis(30));
         die_now();
     })
     .unwrap();
     wait_for(&used, 1);
+    victim
+}
+
+/// Forks a process that uses one end of a pipe, then dies while another forked process is
+/// blocked, without a deadline, in `blocked` on the other end; `blocked` must report it.
+fn blocked_call_sees_the_peer_die(blocked: fn(&Connection<u32>) -> bool) {
+    let (a, b) = Pipe::<u32>::duplex_with_capacity(64).unwrap();
+    let victim = use_then_die(b);
     // The blocked call runs in its own process, so a bug fails this test instead of hanging it.
     let waiter = Process::fork(move || assert!(blocked(&a))).unwrap();
     assert_killed(victim.join().unwrap());
