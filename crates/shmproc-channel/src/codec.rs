@@ -25,19 +25,21 @@ pub(crate) fn with_encoded<T: Serialize + ?Sized, R, E: From<postcard::Error>>(
     f: impl FnOnce(&[u8]) -> Result<R, E>,
 ) -> Result<R, E> {
     let mark = transfer::begun_count();
-    let result = encode_then(msg, f);
+    let result = encode_then(msg, mark, f);
     if transfer::begun_count() != mark {
         transfer::settle(mark, result.is_err());
     }
     result
 }
 
+/// Encodes on the stack, or in this thread's buffer when that is too small; `mark` is the
+/// hand-over count before encoding began.
 fn encode_then<T: Serialize + ?Sized, R, E: From<postcard::Error>>(
     msg: &T,
+    mark: u64,
     f: impl FnOnce(&[u8]) -> Result<R, E>,
 ) -> Result<R, E> {
     let mut small = [0u8; SMALL];
-    let mark = transfer::begun_count();
     match postcard::to_slice(msg, &mut small) {
         Ok(bytes) => return f(bytes),
         Err(postcard::Error::SerializeBufferFull) => {
