@@ -65,32 +65,39 @@ impl Watch {
 /// Identity (`shmproc_sync::process_identity`) of the process whose watcher runs; in a forked
 /// child it names the parent, so the child starts its own.
 static OWNER: AtomicU64 = AtomicU64::new(0);
+/// Identity of the process one of whose threads is starting the watcher right now.
+static STARTING: AtomicU64 = AtomicU64::new(0);
 /// The watcher's park word: 1 while it is parked (or about to park).
 static PARKED: AtomicU64 = AtomicU64::new(0);
 
-/// Starts this process's watcher unless it runs; whether it does.
+/// Whether this process's watcher runs, starting it if nobody here is doing so. A thread that
+/// finds another one of its process starting it gets `false` (it naps this once): the watcher
+/// is only reported running once it does.
 fn ensure_watcher() -> bool {
     let me = shmproc_sync::process_identity();
-    let owner = OWNER.load(Ordering::Acquire);
-    if owner == me {
+    if OWNER.load(Ordering::Acquire) == me {
         return true;
     }
-    if OWNER
-        .compare_exchange(owner, me, Ordering::AcqRel, Ordering::Acquire)
-        .is_err()
+    // A value left by another process (a parent forked mid-start) is taken over.
+    let starting = STARTING.load(Ordering::Acquire);
+    if starting == me
+        || STARTING
+            .compare_exchange(starting, me, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
     {
-        return OWNER.load(Ordering::Acquire) == me; // another thread here just started it
+        return false;
     }
     PARKED.store(0, Ordering::SeqCst);
     let started = std::thread::Builder::new()
         .name("shmproc-watch".into())
         .stack_size(128 << 10)
-        .spawn(run);
-    if started.is_err() {
-        let _ = OWNER.compare_exchange(me, owner, Ordering::AcqRel, Ordering::Relaxed);
-        return false;
+        .spawn(run)
+        .is_ok();
+    if started {
+        OWNER.store(me, Ordering::Release);
     }
-    true
+    STARTING.store(0, Ordering::Release); // on failure the next sleep tries again
+    started
 }
 
 fn unpark_watcher() {
