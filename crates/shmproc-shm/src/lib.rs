@@ -1,5 +1,7 @@
-//! Validated shared-memory segments for shmproc, and the platform seam (futex, memfd,
-//! `shm_open`, process liveness) the other shmproc crates build on.
+//! Validated shared-memory segments for shmproc, the platform seam (futex, memfd, `shm_open`)
+//! and the liveness-and-membership layer the other shmproc crates build on: [`liveness`]
+//! (who is alive, from kernel-held locks), [`Roster`] and [`Seat`] (who takes part, and
+//! [`leave_all`] for leaving on exit), and [`watcher`] (untimed sleeps that cannot be lost).
 //!
 //! Every segment starts with a header (magic, layout version, kind, element type fingerprint,
 //! payload length, creator pid and start time, ready flag). [`Segment::open_named`] validates
@@ -23,15 +25,21 @@
 mod catalog;
 mod error;
 mod header;
+pub mod liveness;
+mod membership;
+mod roster;
 mod segment;
 mod shareable;
 mod shared_ref;
 pub mod sys;
 mod transfer;
+pub mod watcher;
 
 pub use catalog::{clean, inspect, list, remove, HeaderSummary, SegmentInfo};
 pub use error::SegmentError;
 pub use header::{Kind, TypeInfo, PAYLOAD_OFFSET};
+pub use membership::{leave_all, on_leave, Seat};
+pub use roster::{Roster, RosterFull, ROSTER_SLOTS};
 pub use segment::{validate_name, Segment, Spec, NAME_PREFIX};
 pub use shareable::{AtomicShareable, Shareable};
 pub use shared_ref::SharedRef;

@@ -275,3 +275,77 @@ pub fn at_fork(
         Err(io::Error::from_raw_os_error(r))
     }
 }
+
+/// Opens (creating it, mode 0600, if missing) the shared file `os_name` in `/dev/shm` as a new
+/// open file description (close-on-exec, symlinks refused).
+pub fn shm_open_or_create(os_name: &str) -> io::Result<File> {
+    shm_open(os_name, libc::O_CREAT | libc::O_RDWR | libc::O_NOFOLLOW)
+}
+
+/// The effective user id of the caller.
+pub fn geteuid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+fn ofd_lock_request(
+    fd: std::os::fd::BorrowedFd<'_>,
+    cmd: libc::c_int,
+    byte: u64,
+) -> io::Result<libc::flock> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: all-zero is a valid `flock` (plain integers).
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = libc::F_WRLCK as libc::c_short;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    lock.l_start = byte as libc::off_t;
+    lock.l_len = 1;
+    // SAFETY: fcntl with an OFD lock command and a pointer to a `flock` on our stack.
+    cvt(unsafe { libc::fcntl(fd.as_raw_fd(), cmd, &mut lock) })?;
+    Ok(lock)
+}
+
+/// Tries to take an open-file-description write lock on byte `byte` of `fd`'s file; `false` if
+/// another open file description holds it. The kernel drops the lock when the last descriptor
+/// of this description closes — in particular when its process dies.
+pub fn ofd_try_lock(fd: std::os::fd::BorrowedFd<'_>, byte: u64) -> io::Result<bool> {
+    match ofd_lock_request(fd, libc::F_OFD_SETLK, byte) {
+        Ok(_) => Ok(true),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EACCES)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether an open file description other than `fd`'s holds a lock on byte `byte`.
+pub fn ofd_is_locked(fd: std::os::fd::BorrowedFd<'_>, byte: u64) -> io::Result<bool> {
+    let lock = ofd_lock_request(fd, libc::F_OFD_GETLK, byte)?;
+    Ok(lock.l_type != libc::F_UNLCK as libc::c_short)
+}
+
+/// Closes descriptor `fd` (async-signal-safe: usable in an after-fork child handler).
+pub fn close_raw(fd: i32) {
+    // SAFETY: closing a descriptor number; the caller owns it (a copy inherited through fork).
+    unsafe { libc::close(fd) };
+}
+
+/// Whether thread `tid` of the calling process still exists (`/proc/self/task`); `true` when
+/// `/proc` cannot tell.
+pub fn thread_exists(tid: u32) -> bool {
+    match std::fs::metadata(format!("/proc/self/task/{tid}")) {
+        Ok(_) => true,
+        Err(e) => {
+            e.kind() != io::ErrorKind::NotFound || std::fs::metadata("/proc/self/task").is_err()
+        }
+    }
+}
+
+/// Registers `f` to run when the process exits through `exit` (libc's `atexit`): returning
+/// from `main` and `std::process::exit` do, `_exit` and signals do not.
+pub fn at_exit(f: extern "C" fn()) -> io::Result<()> {
+    // SAFETY: registering a valid `extern "C" fn` that lives for the whole program.
+    if unsafe { libc::atexit(f) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::other("atexit refused the handler"))
+    }
+}

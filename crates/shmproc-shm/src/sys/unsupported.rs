@@ -90,3 +90,30 @@ pub fn at_fork(
 ) -> io::Result<()> {
     unsupported()
 }
+
+/// Unsupported on this target.
+pub fn shm_open_or_create(_os_name: &str) -> io::Result<File> {
+    unsupported()
+}
+/// 0 on this target.
+pub fn geteuid() -> u32 {
+    0
+}
+/// Unsupported on this target.
+pub fn ofd_try_lock(_fd: std::os::fd::BorrowedFd<'_>, _byte: u64) -> io::Result<bool> {
+    unsupported()
+}
+/// Unsupported on this target.
+pub fn ofd_is_locked(_fd: std::os::fd::BorrowedFd<'_>, _byte: u64) -> io::Result<bool> {
+    unsupported()
+}
+/// Does nothing on this target.
+pub fn close_raw(_fd: i32) {}
+/// Always `true` on this target.
+pub fn thread_exists(_tid: u32) -> bool {
+    true
+}
+/// Unsupported on this target.
+pub fn at_exit(_f: extern "C" fn()) -> io::Result<()> {
+    unsupported()
+}
