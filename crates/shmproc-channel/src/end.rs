@@ -7,8 +7,20 @@
 //!   `crate::transfer`), each vouched for by a guarantor process.
 //!
 //! In each process, all clones of a handle share one [`EndLocal`]. When the last one is
-//! dropped the process leaves both rosters; if then nobody alive holds or inherited the end and
-//! no holder died, it sets `closed` and wakes the other side. A holder that dies stays listed.
+//! dropped the process *leaves* both rosters; if then nobody alive holds or inherited the end
+//! and no holder died, it sets `closed` and wakes the other side. A process also leaves every
+//! end it has when it returns from a `Process::fork` closure, finishes a spawned entry, or
+//! exits through `exit` ([`shmproc_shm::leave_all`] runs `leave_all_ends`), although copies of
+//! its handles are never dropped there. A holder that dies stays listed.
+//!
+//! | how a process ends | its peers see |
+//! |---|---|
+//! | drops its handles, returns from a fork closure, finishes an entry, `exit` | `Disconnected` (once no one else holds the end) |
+//! | SIGKILL, abort, `_exit` while holding | `PeerDied` within about 10 ms of the watcher noticing |
+//!
+//! Each roster tracks up to [`ROSTER_SLOTS`](shmproc_shm::ROSTER_SLOTS) live processes; a
+//! process that would be one more fails to create, receive or first use the end with
+//! [`RosterFull`]'s message, never silently untracked.
 //!
 //! The other side considers the end **gone** when it is `closed`, or when no live process is
 //! in either roster (itself excepted in `inherited`) or vouches for a hand-over, and someone
@@ -30,8 +42,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use shmproc_shm::{sys, AtomicShareable, SharedRef};
-use shmproc_sync::Roster;
+use shmproc_shm::{sys, AtomicShareable, Roster, RosterFull, SharedRef};
 
 use crate::error::Stop;
 use crate::ring::Ring;
@@ -69,9 +80,10 @@ impl EndState {
         self.closed.load(Ordering::Acquire) != 0
     }
 
-    fn hold(&self) {
-        join(&self.holders);
+    fn hold(&self) -> Result<(), RosterFull> {
+        self.holders.join()?;
         self.ever_held.store(1, Ordering::Release);
+        Ok(())
     }
 
     /// Records a hand-over vouched for by process identity `guarantor`; the slot index, `None`
@@ -125,10 +137,18 @@ pub(crate) struct EndLocal {
 }
 
 impl EndLocal {
-    /// Takes hold of an end: joins its holders and registers for fork.
-    pub fn hold(state: SharedRef<EndState>, rings: Vec<Ring>) -> Arc<EndLocal> {
+    /// Takes hold of an end: joins its holders and registers for fork and for leaving.
+    ///
+    /// # Errors
+    /// [`RosterFull`] when the end's holders are full.
+    pub fn hold(
+        state: SharedRef<EndState>,
+        rings: Vec<Ring>,
+    ) -> Result<Arc<EndLocal>, RosterFull> {
         ensure_fork_handlers();
-        state.hold();
+        shmproc_shm::on_leave(leave_all_ends);
+        shmproc_shm::watcher::on_round(check_sleeping_ends);
+        state.hold()?;
         let peer = end_index(&state).and_then(|me| {
             let off = (1 - me) * std::mem::size_of::<EndState>();
             SharedRef::new(Arc::clone(state.segment()), off).ok()
@@ -144,14 +164,20 @@ impl EndLocal {
             r.ends.retain(|w| w.strong_count() > 0);
             r.ends.push(Arc::downgrade(&local));
         });
-        local
+        Ok(local)
     }
 
     /// Takes hold of an end received from another process (see `crate::transfer`): shares
     /// this process's existing hold on the same end if there is one (roster membership is per
     /// process, so two independent holds would let the first drop un-register the second),
     /// else joins its holders like [`hold`](EndLocal::hold).
-    pub fn adopt(state: SharedRef<EndState>, rings: Vec<Ring>) -> Arc<EndLocal> {
+    ///
+    /// # Errors
+    /// [`RosterFull`] when the end's holders are full.
+    pub fn adopt(
+        state: SharedRef<EndState>,
+        rings: Vec<Ring>,
+    ) -> Result<Arc<EndLocal>, RosterFull> {
         let key = end_key(&state);
         // Collected under the registry lock, compared (and dropped) after it: see
         // `with_registry`.
@@ -160,8 +186,8 @@ impl EndLocal {
         let same = key.and_then(|key| live.into_iter().find(|e| end_key(&e.state) == Some(key)));
         match same {
             Some(local) => {
-                local.claim();
-                local
+                local.claim()?;
+                Ok(local)
             }
             None => EndLocal::hold(state, rings),
         }
@@ -173,13 +199,23 @@ impl EndLocal {
     }
 
     /// Marks the end as used by this process (one relaxed load when already claimed).
+    ///
+    /// # Errors
+    /// [`RosterFull`] when the end's holders are full (this process may not use it).
     #[inline]
-    pub fn claim(&self) {
+    pub fn claim(&self) -> Result<(), RosterFull> {
         if !self.claimed.load(Ordering::Relaxed) {
-            self.state.hold();
-            self.state.inherited.leave();
-            self.claimed.store(true, Ordering::Relaxed);
+            self.claim_slow()?;
         }
+        Ok(())
+    }
+
+    #[cold]
+    fn claim_slow(&self) -> Result<(), RosterFull> {
+        self.state.hold()?;
+        self.state.inherited.leave();
+        self.claimed.store(true, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Whether the other end `peer` is gone for good (see the module docs). Reads `/proc`: only
@@ -192,7 +228,7 @@ impl EndLocal {
         // leaves the other two, so reading in this order it cannot slip between them unseen.
         if peer.inherited.has_live_member_besides_me()
             || peer.in_transit()
-            || peer.holders.live_members() > 0
+            || peer.holders.any_live_member()
         {
             return None;
         }
@@ -203,23 +239,39 @@ impl EndLocal {
     }
 }
 
-impl Drop for EndLocal {
-    fn drop(&mut self) {
-        with_registry(|r| r.ends.retain(|w| w.strong_count() > 0));
+impl EndLocal {
+    /// This process leaves the end (both rosters); the last to leave closes it.
+    fn leave(&self) {
         let state = &self.state;
         state.holders.leave();
         state.inherited.leave();
         // In the order of `peer_gone` (see there): a forked child claiming its inherited copy
         // right now is seen in one roster or the other.
-        let nobody = state.inherited.live_members() == 0
+        let nobody = !state.inherited.any_live_member()
             && !state.in_transit()
-            && state.holders.live_members() == 0
+            && !state.holders.any_live_member()
             && state.holders.dead_member().is_none();
         if nobody {
             state.closed.store(1, Ordering::Release);
         }
         self.rings.iter().for_each(Ring::wake_all);
     }
+}
+
+impl Drop for EndLocal {
+    fn drop(&mut self) {
+        with_registry(|r| r.ends.retain(|w| w.strong_count() > 0));
+        self.leave();
+    }
+}
+
+/// Leaves every end this process holds or inherited, without dropping anything (see
+/// [`shmproc_shm::leave_all`]): a fork child's copies of its parent's handles are never dropped.
+fn leave_all_ends() {
+    // Collected under the registry lock, left (and dropped) after it: see `with_registry`.
+    let live: Vec<Arc<EndLocal>> =
+        with_registry(|r| r.ends.iter().filter_map(Weak::upgrade).collect());
+    live.iter().for_each(|end| end.leave());
 }
 
 /// The watcher's round (see `crate::watch`): checks the peer of every end of this process that
@@ -261,15 +313,6 @@ pub(crate) fn end_index(state: &SharedRef<EndState>) -> Option<usize> {
             .ptr::<EndState>(i * std::mem::size_of::<EndState>(), 1)
             .is_ok_and(|p| p == here)
     })
-}
-
-fn join(roster: &Roster) {
-    if !roster.join() {
-        // Full: make room from members that died, then try once more. A process that still
-        // finds no slot is not tracked (documented limit: ROSTER_SLOTS processes per end).
-        roster.purge_dead();
-        roster.join();
-    }
 }
 
 /// Live ends of this process, for the fork handlers.
@@ -359,7 +402,9 @@ extern "C" fn after_fork_parent() {
 
 extern "C" fn after_fork_child() {
     for (end, _) in take_forking() {
-        join(&end.state.inherited);
+        // A full `inherited` leaves the child out: its copy then counts for nothing until its
+        // first use, which joins `holders` (or fails, if those are full too).
+        let _ = end.state.inherited.join();
         end.claimed.store(false, Ordering::Relaxed);
         end.state.acks.fetch_add(1, Ordering::AcqRel);
     }

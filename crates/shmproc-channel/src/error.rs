@@ -7,7 +7,7 @@ use std::{fmt, io};
 
 use shmproc_shm::SegmentError;
 
-use crate::ring::Deadline;
+use crate::deadline::Deadline;
 
 /// Why a `put`/`send` (or a `try_`/`_timeout` form) did not deliver the message. The message
 /// was borrowed, so it is still the caller's; nothing of it reached a receiver (except for
@@ -154,6 +154,12 @@ pub(crate) enum Stop {
     TooLarge { len: usize, max: usize },
     Corrupt(String),
     Io(io::Error),
+}
+
+impl From<shmproc_shm::RosterFull> for Stop {
+    fn from(full: shmproc_shm::RosterFull) -> Stop {
+        Stop::Io(io::Error::other(full))
+    }
 }
 
 impl Stop {

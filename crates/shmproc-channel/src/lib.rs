@@ -33,6 +33,7 @@
 //! ```
 
 mod codec;
+mod deadline;
 mod end;
 mod error;
 mod layout;

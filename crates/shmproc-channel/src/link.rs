@@ -77,7 +77,7 @@ impl Link {
 
     /// Sends `bytes` as one message.
     pub fn send(&self, bytes: &[u8], deadline: Deadline) -> Result<(), Stop> {
-        self.me.claim();
+        self.me.claim()?;
         let ring = self.tx();
         if self.peer.is_closed() {
             return Err(Stop::Closed);
@@ -139,7 +139,7 @@ impl Link {
     /// Receives one message, appending its bytes to `out`. The deadline applies until the
     /// message starts arriving; after that the rest is awaited as long as the sender lives.
     pub fn recv(&self, deadline: Deadline, out: &mut Vec<u8>) -> Result<(), Stop> {
-        self.me.claim();
+        self.me.claim()?;
         let ring = self.rx();
         let (_guard, died) = ring.lock_get(deadline)?;
         let ctl = ring.ctl();
@@ -206,7 +206,7 @@ impl Link {
 
     /// Whether a message is waiting (or the other end is gone), waiting up to the deadline.
     pub fn poll(&self, deadline: Deadline) -> Result<bool, Stop> {
-        self.me.claim();
+        self.me.claim()?;
         let ring = self.rx();
         if ring.len_hint() > 0 || self.peer.is_closed() || ring.is_broken() {
             return Ok(true);

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use shmproc_shm::{Kind, Segment, SegmentError, SharedRef};
+use shmproc_shm::{Kind, RosterFull, Segment, SegmentError, SharedRef};
 use shmproc_sync::LIVENESS_POLL;
 
 use crate::codec;
@@ -66,7 +66,8 @@ const END_SIZE: usize = std::mem::size_of::<EndState>();
 /// after never looks like "peer gone". A child that never uses an inherited copy delays the
 /// verdict on that end only while it runs — and never for itself: a child blocked on its own
 /// end sees the parent drop the other end, although it holds an unused copy of that one too.
-/// At most [`ROSTER_SLOTS`](shmproc_sync::ROSTER_SLOTS) processes are tracked per end.
+/// Up to [`ROSTER_SLOTS`](shmproc_shm::ROSTER_SLOTS) live processes can hold or inherit one end;
+/// one more fails to create, receive or first use it with an error saying so.
 ///
 /// # Passing ends to other processes
 /// [`Connection`], [`Sender`] and [`Receiver`] implement serde, so an end can be an argument
@@ -218,13 +219,13 @@ impl Parts {
         me: usize,
         tx: Option<usize>,
         rx: Option<usize>,
-        hold: fn(SharedRef<EndState>, Vec<Ring>) -> Arc<EndLocal>,
+        hold: fn(SharedRef<EndState>, Vec<Ring>) -> Result<Arc<EndLocal>, RosterFull>,
     ) -> Result<Link, SegmentError> {
         let state = SharedRef::new(Arc::clone(&self.seg), me * END_SIZE)?;
         Ok(Link {
             tx: tx.map(|i| self.rings[i].clone()),
             rx: rx.map(|i| self.rings[i].clone()),
-            me: hold(state, self.rings.clone()),
+            me: hold(state, self.rings.clone()).map_err(SegmentError::TooManyProcesses)?,
             peer: SharedRef::new(Arc::clone(&self.seg), (1 - me) * END_SIZE)?,
             policy: layout::policy(SPIN_BUDGET / PIPE_PAUSE, PIPE_PAUSE, LIVENESS_POLL),
         })

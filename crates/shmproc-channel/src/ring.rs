@@ -367,11 +367,13 @@ impl Ring {
         ready: impl FnMut() -> Result<bool, Stop>,
         on_nap: impl FnMut() -> Result<(), Stop>,
     ) -> Result<(), Stop> {
-        let waiters = match event {
-            Event::Data => &self.ctl.data_wait,
-            Event::Space => &self.ctl.space_wait,
+        // What the other side moves when it makes us ready: the tail for data, the head for
+        // space.
+        let (waiters, progress) = match event {
+            Event::Data => (&self.ctl.data_wait, &self.ctl.put.pos),
+            Event::Space => (&self.ctl.space_wait, &self.ctl.get.pos),
         };
-        wait(waiters, policy, deadline, watch, ready, on_nap)
+        wait(waiters, progress, policy, deadline, watch, ready, on_nap)
     }
 
     /// Unlocked snapshot of the free space (for wait predicates).

@@ -1,17 +1,21 @@
 //! Waiting for the other side of a ring: spin briefly, then sleep on a futex event count.
 //!
 //! A side that must wait polls a few thousand pause hints' worth, then registers as a sleeper,
-//! re-checks, and sleeps on the sequence: untimed when it has no deadline (a pipe's peer is
-//! then watched by `crate::watch`), else in bounded naps. The other side, after publishing,
+//! re-checks, and sleeps on the sequence: untimed when it has no deadline, else in bounded naps.
+//! An untimed sleep is *watched* ([`shmproc_shm::watcher`]): it names the other side's index
+//! as it was before the last check, so a side that published and was killed before waking us
+//! still ends our sleep within a watcher round; a pipe's peer is watched too (`crate::watch`). The other side, after publishing,
 //! issues one `SeqCst` fence and wakes only if someone is registered — and a wake takes all
 //! registrations with it (one CAS bumps the sequence and zeroes the count), so while woken
 //! sleepers are still on their way no further publish makes a system call.
 
 use std::sync::atomic::{fence, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use shmproc_shm::sys::{self, WaitOutcome};
+use shmproc_shm::watcher::{sleep_watched, Word};
 
+pub(crate) use crate::deadline::Deadline;
 use crate::error::Stop;
 use crate::watch::Watch;
 
@@ -76,37 +80,6 @@ impl Waiters {
     }
 }
 
-/// How long an operation may wait.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Deadline {
-    /// `try_`: not at all.
-    Now,
-    /// Blocking.
-    Never,
-    /// `_timeout`.
-    At(Instant),
-}
-
-impl Deadline {
-    pub fn after(timeout: Duration) -> Deadline {
-        Instant::now()
-            .checked_add(timeout)
-            .map_or(Deadline::Never, Deadline::At)
-    }
-
-    /// How long to sleep next: a `nap`, cut short by the deadline; `None` once it has passed.
-    fn next_nap(self, nap: Duration) -> Option<Duration> {
-        match self {
-            Deadline::Now => None,
-            Deadline::Never => Some(nap),
-            Deadline::At(at) => {
-                let left = at.saturating_duration_since(Instant::now());
-                (!left.is_zero()).then(|| left.min(nap))
-            }
-        }
-    }
-}
-
 /// What a side waits for.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Event {
@@ -139,6 +112,7 @@ pub(crate) fn wake(w: &Waiters) {
 /// Spin, then sleep on `w` in naps until `ready`, the deadline, or an error from `on_nap`.
 pub(crate) fn wait(
     w: &Waiters,
+    progress: &AtomicU64,
     policy: WaitPolicy,
     deadline: Deadline,
     watch: Option<&Watch>,
@@ -166,8 +140,9 @@ pub(crate) fn wait(
     loop {
         let seq = w.register();
         fence(Ordering::SeqCst);
+        let seen = progress.load(Ordering::SeqCst);
         let outcome = match ready() {
-            Ok(false) => sleep(w, seq, deadline, policy.nap, watch),
+            Ok(false) => sleep(w, (progress, seen), seq, deadline, policy.nap, watch),
             other => {
                 w.unregister(seq);
                 return other.map(drop);
@@ -186,27 +161,27 @@ pub(crate) fn wait(
     }
 }
 
-/// One futex sleep while `w`'s sequence is `seq`. Without a deadline it is untimed: a queue has
-/// nothing to watch, a pipe end's peer is watched by the process's watcher thread (see
-/// `crate::watch`; its alarm makes the sleep count as a nap, so `on_nap` checks the peer).
-/// With a deadline, or if no watcher runs, it naps at most `nap`, then `on_nap` runs.
+/// One futex sleep while `w`'s sequence is `seq`. Without a deadline it is untimed and watched:
+/// the watcher wakes it once `progress` (the other side's index) moved past what it was, and a
+/// pipe end's peer is checked on the same rounds (its alarm makes the sleep count as a nap, so
+/// `on_nap` checks the peer). With a deadline, or if no watcher runs, it naps at most `nap`,
+/// then `on_nap` runs.
 fn sleep(
     w: &Waiters,
+    progress: (&AtomicU64, u64),
     seq: u32,
     deadline: Deadline,
     nap: Duration,
     watch: Option<&Watch>,
 ) -> Result<WaitOutcome, Stop> {
     if let Deadline::Never = deadline {
-        let Some(watch) = watch else {
-            return sys::futex_wait_low(&w.state, seq, None).map_err(Stop::Io);
-        };
-        if let Some(ticket) = watch.begin_sleep() {
-            let slept = sys::futex_wait_low(&w.state, seq, None);
-            if watch.end_sleep(ticket) {
-                return Ok(WaitOutcome::TimedOut);
-            }
-            return slept.map_err(Stop::Io);
+        let ticket = watch.map(|watch| (watch, watch.begin_sleep()));
+        let slept = sleep_watched(Word::Low(&w.state), seq, Some(progress));
+        let alarmed = ticket.is_some_and(|(watch, t)| watch.end_sleep(t));
+        match slept {
+            Some(_) if alarmed => return Ok(WaitOutcome::TimedOut),
+            Some(slept) => return slept.map_err(Stop::Io),
+            None => {} // no watcher here: nap
         }
     }
     match deadline.next_nap(nap) {
@@ -224,6 +199,7 @@ mod tests {
         // The other side publishes its last message and goes away while we nap: the nap check
         // would report the ending, but the message must be delivered first.
         let w = Waiters::default();
+        let progress = AtomicU64::new(0);
         let policy = WaitPolicy {
             spins: 0,
             pause: 0,
@@ -235,7 +211,9 @@ mod tests {
             Ok(looks > 1) // not before the nap, ready after it
         };
         let deadline = Deadline::after(Duration::from_secs(5));
-        let got = wait(&w, policy, deadline, None, ready, || Err(Stop::Closed));
+        let got = wait(&w, &progress, policy, deadline, None, ready, || {
+            Err(Stop::Closed)
+        });
         assert!(got.is_ok(), "{got:?}");
     }
 }

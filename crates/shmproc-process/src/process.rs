@@ -62,9 +62,10 @@ pub(crate) fn next_name() -> String {
 
 impl Process<()> {
     /// Forks the calling process; the child runs `f` and exits with 0 on return or
-    /// [`PANIC_EXIT_CODE`] if `f` panics. The child flushes stdout/stderr, then leaves with
-    /// `_exit`: it never returns into the caller, runs no other destructors and never runs the
-    /// parent's test harness twice. The parent drops its copy of `f` right away, so handles moved
+    /// [`PANIC_EXIT_CODE`] if `f` panics. The child leaves the shared objects it is a member of
+    /// (pipe ends, barriers: its peers see it leave, not die; see [`shmproc_shm::leave_all`]),
+    /// flushes stdout/stderr, then exits with `_exit`: it never returns into the caller, runs no
+    /// other destructors and never runs the parent's test harness twice. The parent drops its copy of `f` right away, so handles moved
     /// into `f` are released in the parent.
     ///
     /// Forking a multi-threaded program is allowed but the child then must not need locks that
@@ -116,6 +117,9 @@ fn run_child<F: FnOnce()>(name: Box<String>, f: F) -> ! {
         Ok(()) => 0,
         Err(_) => PANIC_EXIT_CODE,
     };
+    // Copies of the parent's handles are never dropped here (no destructors run past `_exit`):
+    // leave what they are members of, so peers see this child leave, not die.
+    shmproc_shm::leave_all();
     let _ = io::stdout().flush(); // stderr is unbuffered
     sys::exit_now(code)
 }

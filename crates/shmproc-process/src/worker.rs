@@ -50,6 +50,7 @@ pub(crate) fn serve(channel: &Channel) -> ! {
             break;
         }
     }
+    shmproc_shm::leave_all(); // a handle kept past its entry leaves, not dies
     let _ = io::stdout().flush();
     let _ = io::stderr().flush();
     sys::exit_now(0)

@@ -70,6 +70,9 @@ pub enum SegmentError {
         /// Type found.
         found: String,
     },
+    /// The object already has as many member processes as it can track (see
+    /// [`ROSTER_SLOTS`](crate::ROSTER_SLOTS)): this process cannot take part.
+    TooManyProcesses(crate::RosterFull),
     /// The operating system refused (out of memory, descriptors, permissions, …).
     Io(io::Error),
 }
@@ -123,6 +126,7 @@ impl fmt::Display for SegmentError {
                 f,
                 "shared segment {name:?} holds elements of type {found}, not {expected}"
             ),
+            SegmentError::TooManyProcesses(full) => full.fmt(f),
             SegmentError::Io(e) => write!(f, "shared memory: {e}"),
         }
     }
@@ -132,6 +136,7 @@ impl std::error::Error for SegmentError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             SegmentError::Io(e) => Some(e),
+            SegmentError::TooManyProcesses(full) => Some(full),
             _ => None,
         }
     }
@@ -150,6 +155,7 @@ impl From<SegmentError> for io::Error {
             SegmentError::InvalidName { .. } => io::ErrorKind::InvalidInput,
             SegmentError::NotFound { .. } => io::ErrorKind::NotFound,
             SegmentError::AlreadyExists { .. } => io::ErrorKind::AlreadyExists,
+            SegmentError::TooManyProcesses(_) => io::ErrorKind::Other,
             _ => io::ErrorKind::InvalidData,
         };
         io::Error::new(kind, e)

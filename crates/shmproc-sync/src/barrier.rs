@@ -1,13 +1,15 @@
 //! `Barrier`: n processes wait for each other, round after round.
 
 use std::fmt;
+use std::mem::offset_of;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shmproc_shm::{sys, AtomicShareable, Kind, SegmentError, SharedRef};
+use shmproc_shm::{sys, AtomicShareable, Kind, Roster, Seat, SegmentError, SharedRef};
 
 use crate::wait::{deadline_in, sleep, wake, Slept, SyncError};
-use crate::{owner, shared, Roster, LIVENESS_POLL};
+use crate::{shared, LIVENESS_POLL};
 
 /// `broken` value after [`Barrier::abort`] (any other non-zero value is a dead pid).
 const ABORTED: u32 = u32::MAX;
@@ -64,16 +66,20 @@ impl BarrierWaitResult {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
-/// # When a process dies
-/// Every process that waits on the barrier joins its roster (up to 16 processes are tracked).
-/// If a member dies, waiters notice within about [`LIVENESS_POLL`] and get
-/// [`SyncError::ParticipantDied`]; the barrier is then broken ([`SyncError::Broken`] for later
-/// waits) until [`reset`](Barrier::reset).
+/// # When a process leaves or dies
+/// Every process that waits on the barrier joins its roster (up to
+/// [`ROSTER_SLOTS`](shmproc_shm::ROSTER_SLOTS) live processes; one more gets
+/// [`SyncError::TooManyProcesses`]). A process *leaves* when its last handle drops, when it
+/// returns from a `Process::fork` closure or a spawned entry, or exits through `exit`: the
+/// barrier carries on without it. If a member *dies* (killed, or gone without leaving),
+/// waiters notice within about [`LIVENESS_POLL`] and get [`SyncError::ParticipantDied`]; the
+/// barrier is then broken ([`SyncError::Broken`] for later waits) until
+/// [`reset`](Barrier::reset).
 #[derive(Clone)]
 pub struct Barrier {
     state: SharedRef<State>,
-    /// The process identity that joined the roster through this handle (0: none yet).
-    joined: std::sync::Arc<AtomicU64>,
+    /// This process's membership of the roster, shared by the handle's clones.
+    seat: Arc<Seat>,
 }
 
 impl Barrier {
@@ -98,7 +104,7 @@ impl Barrier {
     /// # Errors
     /// Any [`SegmentError`].
     pub fn open(name: &str) -> Result<Barrier, SegmentError> {
-        Ok(Barrier::from(shared::open(Kind::Barrier, TYPE_NAME, name)?))
+        Barrier::from(shared::open(Kind::Barrier, TYPE_NAME, name)?)
     }
 
     fn make(name: Option<&str>, parties: u32) -> Result<Barrier, SegmentError> {
@@ -111,20 +117,23 @@ impl Barrier {
         let state = shared::create(Kind::Barrier, TYPE_NAME, name, |s: &State| {
             s.parties.store(parties, Ordering::Relaxed);
         })?;
-        Ok(Barrier::from(state))
+        Barrier::from(state)
     }
 
-    fn from(state: SharedRef<State>) -> Barrier {
-        Barrier {
+    fn from(state: SharedRef<State>) -> Result<Barrier, SegmentError> {
+        let roster: SharedRef<Roster> =
+            SharedRef::new(Arc::clone(state.segment()), offset_of!(State, roster))?;
+        Ok(Barrier {
             state,
-            joined: Default::default(),
-        }
+            seat: Seat::new(roster),
+        })
     }
 
     /// Waits until all parties have arrived.
     ///
     /// # Errors
-    /// [`SyncError::ParticipantDied`] or [`SyncError::Broken`] (see the type docs).
+    /// [`SyncError::ParticipantDied`], [`SyncError::Broken`] or
+    /// [`SyncError::TooManyProcesses`] (see the type docs).
     pub fn wait(&self) -> Result<BarrierWaitResult, SyncError> {
         self.wait_until(None)
     }
@@ -140,7 +149,7 @@ impl Barrier {
 
     fn wait_until(&self, deadline: Option<Instant>) -> Result<BarrierWaitResult, SyncError> {
         let s = &*self.state;
-        self.join_roster();
+        self.seat.take().map_err(SyncError::TooManyProcesses)?;
         self.check_broken()?;
         let parties = u64::from(s.parties.load(Ordering::Relaxed).max(1));
         let mut phase = s.phase.load(Ordering::Acquire);
@@ -209,15 +218,6 @@ impl Barrier {
         Ok(BarrierWaitResult { leader: false })
     }
 
-    fn join_roster(&self) {
-        let me = owner::current_process();
-        if self.joined.load(Ordering::Relaxed) != me {
-            // A full roster only means this process's death goes unnoticed (documented).
-            let _ = self.state.roster.join();
-            self.joined.store(me, Ordering::Relaxed);
-        }
-    }
-
     fn check_broken(&self) -> Result<(), SyncError> {
         match self.state.broken.load(Ordering::Acquire) {
             0 => Ok(()),
@@ -267,7 +267,18 @@ impl Barrier {
     }
 }
 
-shared::serde_via_state!(Barrier, Barrier::from);
+impl serde::Serialize for Barrier {
+    fn serialize<Z: serde::Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
+        serde::Serialize::serialize(&shared::Handle(self.state.clone()), serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Barrier {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let handle: shared::Handle<State> = serde::Deserialize::deserialize(deserializer)?;
+        Barrier::from(handle.0).map_err(serde::de::Error::custom)
+    }
+}
 
 impl fmt::Debug for Barrier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

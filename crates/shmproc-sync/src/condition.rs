@@ -153,7 +153,7 @@ impl Condition {
     fn unlock(&self) {
         let owed = self.words.pending.swap(0, Ordering::Relaxed);
         // SAFETY: called only from a ConditionGuard's drop, whose thread holds the lock.
-        unsafe { self.lock.unlock() };
+        let _ = unsafe { self.lock.unlock() };
         if owed > 0 {
             sys::futex_wake(&self.words.seq, owed);
         }
@@ -289,7 +289,7 @@ impl Condition {
         let slept = if notified_early {
             Ok(Slept::Woken)
         } else {
-            sleep(&words.seq, seq, deadline, None)
+            sleep_until_notified(&words.seq, seq, deadline)
         };
         words.sleepers.fetch_sub(1, Ordering::Relaxed);
         let guard = self.adopt(self.lock.acquire())?;
@@ -343,6 +343,23 @@ impl Condition {
 
 /// A condition travels as its segment plus, when built over a given `Lock`, that lock (see
 /// [`Lock`]'s serde notes).
+/// Sleeps until `seq` moves past `seen` (a notify) or the deadline. Untimed sleeps are watched:
+/// a notify whose waker died before waking anyone (a wake deferred to the unlock of a notifier
+/// killed holding the lock) still ends the sleep.
+fn sleep_until_notified(
+    seq: &AtomicU32,
+    seen: u32,
+    deadline: Option<Instant>,
+) -> Result<Slept, SyncError> {
+    loop {
+        match sleep(seq, seen, deadline, None)? {
+            Slept::Deadline => return Ok(Slept::Deadline),
+            _ if seq.load(Ordering::Acquire) != seen => return Ok(Slept::Woken),
+            _ => {} // a nap or a spurious wake-up: not notified yet
+        }
+    }
+}
+
 impl serde::Serialize for Condition {
     fn serialize<Z: serde::Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
         serde::Serialize::serialize(

@@ -12,13 +12,15 @@ use crate::wait::{block_on, deadline_in, wake, SyncError};
 #[repr(C)]
 #[derive(Debug, Default)]
 struct State {
-    /// 0 clear, 1 set; the futex word.
-    flag: AtomicU32,
+    /// Bit 0: the flag; bits 1–31: how many times it went from clear to set (wrapping). The
+    /// futex word. The count lets a waiter that was blocked when `set` happened return `true`
+    /// even if `clear` came before it woke (Python's behaviour).
+    word: AtomicU32,
     /// Waiters asleep: `set` makes the wake syscall only when there are some.
     sleepers: AtomicU32,
 }
 
-// SAFETY: only AtomicU32s; any non-zero flag reads as set.
+// SAFETY: only AtomicU32s; every bit pattern is a flag and a count.
 unsafe impl AtomicShareable for State {}
 
 const TYPE_NAME: &str = "shmproc::Event";
@@ -44,9 +46,14 @@ impl shared::State for State {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
+/// A waiter that was blocked when `set` happened returns (with `true`) even if `clear` follows
+/// at once, as in Python.
+///
 /// # When a process dies
 /// Nothing is held, so nothing is lost: a waiter keeps waiting for some other process to
-/// `set` (use `wait_timeout` if the setter might die).
+/// `set` (use `wait_timeout` if the setter might die). A setter killed between setting the flag
+/// and waking the waiters still releases them (within about
+/// [`LIVENESS_POLL`](crate::LIVENESS_POLL)).
 #[derive(Clone)]
 pub struct Event {
     state: SharedRef<State>,
@@ -88,8 +95,15 @@ impl Event {
     /// # Errors
     /// None in practice; `Result` for uniformity with the other primitives.
     pub fn set(&self) -> Result<(), SyncError> {
-        if self.state.flag.swap(1, Ordering::SeqCst) == 0 {
-            wake(&self.state.flag, &self.state.sleepers, u32::MAX);
+        let set_now = self
+            .state
+            .word
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| {
+                (w & 1 == 0).then_some((w | 1).wrapping_add(2))
+            })
+            .is_ok();
+        if set_now {
+            wake(&self.state.word, &self.state.sleepers, u32::MAX);
         }
         Ok(())
     }
@@ -99,13 +113,13 @@ impl Event {
     /// # Errors
     /// None in practice; `Result` for uniformity.
     pub fn clear(&self) -> Result<(), SyncError> {
-        self.state.flag.store(0, Ordering::SeqCst);
+        self.state.word.fetch_and(!1, Ordering::SeqCst);
         Ok(())
     }
 
     /// Whether the flag is set (a snapshot).
     pub fn is_set(&self) -> bool {
-        self.state.flag.load(Ordering::Acquire) != 0
+        self.state.word.load(Ordering::Acquire) & 1 != 0
     }
 
     /// Waits until the flag is set.
@@ -125,12 +139,14 @@ impl Event {
     }
 
     fn wait_until(&self, deadline: Option<Instant>) -> Result<bool, SyncError> {
-        block_on(
-            &self.state.flag,
-            &self.state.sleepers,
-            || self.is_set(),
-            deadline,
-        )
+        let word = &self.state.word;
+        let start = word.load(Ordering::Acquire);
+        // Set now, or set (and maybe cleared again) since we began waiting.
+        let happened = || {
+            let now = word.load(Ordering::Acquire);
+            now & 1 != 0 || now >> 1 != start >> 1
+        };
+        block_on(word, &self.state.sleepers, happened, deadline)
     }
 
     /// The segment's name, `None` when anonymous.

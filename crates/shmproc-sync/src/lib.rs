@@ -29,7 +29,6 @@ mod lock;
 pub(crate) mod owner;
 mod raw;
 mod rlock;
-mod roster;
 mod semaphore;
 mod shared;
 mod wait;
@@ -44,6 +43,6 @@ pub use owner::{
 };
 pub use raw::{RawGuard, RawLock, LIVENESS_POLL};
 pub use rlock::{RLock, RLockGuard};
-pub use roster::{Roster, ROSTER_SLOTS};
+pub use shmproc_shm::{Roster, RosterFull, ROSTER_SLOTS};
 pub use semaphore::{BoundedSemaphore, Semaphore};
 pub use wait::SyncError;

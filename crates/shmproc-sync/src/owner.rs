@@ -1,15 +1,18 @@
 //! Who holds a lock: a 64-bit identity of the calling thread, cached per thread.
 //!
-//! Identity = thread id (low 30 bits) | the thread's start time tag (high 32 bits). The tag lets
-//! a waiter tell a dead owner whose id was recycled from a live one (pid reuse).
+//! Identity = the process's liveness token (low 31 bits; see [`shmproc_shm::liveness`]) | the
+//! thread id (high 32 bits). The token is what the futex half of a lock word holds, and what
+//! tells a dead owner from a live one without looking up pids — so it holds across PID
+//! namespaces. The thread id tells threads of one process apart (deadlock detection, and a
+//! thread of *this* process that exited holding a lock).
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 
-use shmproc_shm::sys;
+use shmproc_shm::{liveness, sys};
 
-/// Bits of the lock word that hold the owner's thread id (pid_max is at most 2^22).
-pub(crate) const TID_MASK: u64 = (1 << 30) - 1;
+/// Bits of the lock word that hold the owner's process token.
+pub(crate) const TOKEN_MASK: u64 = (1 << 31) - 1;
 
 thread_local! {
     static CACHED: Cell<u64> = const { Cell::new(0) };
@@ -21,27 +24,14 @@ thread_local! {
 static AT_FORK: AtomicU32 = AtomicU32::new(0);
 const REGISTERED: u32 = u32::MAX;
 
-/// The calling process's identity (pid | start tag << 32), 0 until computed.
-static PROCESS: AtomicU64 = AtomicU64::new(0);
-
 extern "C" fn forget_after_fork() {
-    // The child's only thread is a copy of the forking one: its cached ids are the parent's.
+    // The child's only thread is a copy of the forking one: its cached identity is the parent's.
     CACHED.with(|c| c.set(0));
-    PROCESS.store(0, Ordering::Relaxed);
 }
 
-/// The calling process's identity: its pid (low bits) and start-time tag (high 32 bits), the
-/// same encoding as a thread identity, so [`is_alive`] checks both.
+/// The calling process's identity (see [`shmproc_shm::liveness::current_identity`]).
 pub fn current_process() -> u64 {
-    let id = PROCESS.load(Ordering::Relaxed);
-    if id != 0 {
-        return id;
-    }
-    let id = process_identity_of(sys::getpid());
-    if hook_registered() {
-        PROCESS.store(id, Ordering::Relaxed);
-    }
-    id
+    liveness::current_identity()
 }
 
 /// The calling thread's owner identity (never 0).
@@ -56,9 +46,9 @@ pub(crate) fn current() -> u64 {
 
 #[cold]
 fn compute() -> u64 {
-    let tid = u64::from(sys::gettid()) & TID_MASK;
-    let tag = u64::from(sys::start_tag(tid as u32));
-    let id = tid | (tag << 32);
+    // The token first: taking it registers the liveness fork hook before ours.
+    let token = u64::from(liveness::current_token()) & TOKEN_MASK;
+    let id = token | u64::from(sys::gettid()) << 32;
     // Cache only once the hook that forgets the cache in a forked child is in place.
     if hook_registered() {
         CACHED.with(|c| c.set(id));
@@ -92,22 +82,29 @@ fn hook_registered() -> bool {
     }
 }
 
-/// The identity of process `pid` as [`current_process`] would compute it there. For a process
-/// that no longer runs the start tag is 0, so the identity does not outlive that pid's reuse
-/// (a zombie or a missing pid is dead to [`is_alive`]).
+/// The identity of process `pid` of this PID namespace, from its pid and start time (for a
+/// process whose own identity we cannot ask for, e.g. a child about to receive something).
 pub fn process_identity_of(pid: u32) -> u64 {
-    let pid = u64::from(pid) & TID_MASK;
-    pid | (u64::from(sys::start_tag(pid as u32)) << 32)
+    liveness::identity_of_pid(pid)
 }
 
-/// Whether the thread or process encoded in `identity` still runs (a recycled id or a zombie
-/// counts as dead).
+/// Whether the process identity `identity` (from [`current_process`] or
+/// [`process_identity_of`]) belongs to a live process.
 pub fn is_alive(identity: u64) -> bool {
-    let word = identity;
-    sys::is_alive((word & TID_MASK) as u32, (word >> 32) as u32)
+    liveness::identity_alive(identity)
 }
 
-/// Just the thread id of an identity, for messages.
+/// Whether the thread that owns lock word `word` still runs: its process is alive and, when
+/// that is this process, the thread still exists here.
+pub(crate) fn owner_alive(word: u64) -> bool {
+    let token = (word & TOKEN_MASK) as u32;
+    if token == liveness::current_token() {
+        return sys::thread_exists(tid_of(word));
+    }
+    liveness::token_alive(token)
+}
+
+/// Just the thread id of a lock owner identity, for messages (in the owner's PID namespace).
 pub(crate) fn tid_of(word: u64) -> u32 {
-    (word & TID_MASK) as u32
+    (word >> 32) as u32
 }

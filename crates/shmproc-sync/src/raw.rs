@@ -3,19 +3,23 @@
 //! # The lock word (one `AtomicU64`)
 //! | bits   | meaning |
 //! |--------|---------|
-//! | 0–29   | owner thread id (0 with everything else 0 = unlocked) |
+//! | 0–30   | owner process's liveness token (0 with everything else 0 = unlocked) |
 //! | 31     | CONTENDED: someone may sleep on the futex; unlock must wake |
-//! | 32–63  | owner start-time tag (detects a dead owner whose id was recycled) |
+//! | 32–63  | owner thread id (tells threads of one process apart) |
 //!
-//! The futex is the low 32 bits (thread id + CONTENDED), so a sleeper re-checks exactly what an
-//! unlock changes. Fast paths are one CAS to lock and one swap to unlock, as a plain futex
-//! mutex. A waiter that sleeps through a whole [`LIVENESS_POLL`] (or reaches its deadline)
-//! checks whether the owner still runs; if not, it takes the lock over with one CAS from the
-//! dead owner's exact word (so only one waiter wins) and reports `OwnerDied`.
+//! The futex is the low 32 bits (token + CONTENDED), so a sleeper re-checks exactly what an
+//! unlock changes. Fast paths are one CAS to lock and one CAS to unlock (from the caller's own
+//! identity: a guard never releases a lock someone else holds), as a plain futex mutex. A
+//! waiter that sleeps through a whole [`LIVENESS_POLL`] (or reaches its deadline) checks whether
+//! the owner still runs — through the kernel-held liveness of its token
+//! ([`shmproc_shm::liveness`]), never a pid lookup, so a live owner in another PID namespace is
+//! never taken for dead; if it is dead, the waiter takes the lock over with one CAS from the dead
+//! owner's exact word (so only one waiter wins) and reports `OwnerDied`.
 
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
 
 use shmproc_shm::sys::{self, WaitOutcome};
 use shmproc_shm::AtomicShareable;
@@ -23,8 +27,7 @@ use shmproc_shm::AtomicShareable;
 use crate::{owner, LockError};
 
 const CONTENDED: u64 = 1 << 31;
-/// How often a sleeping waiter checks that the owner is still alive.
-pub const LIVENESS_POLL: Duration = Duration::from_millis(10);
+pub use shmproc_shm::watcher::LIVENESS_POLL;
 /// Spins before sleeping: a short critical section in another process usually ends first.
 const SPINS: u32 = 100;
 
@@ -148,17 +151,31 @@ impl RawLock {
         (w != 0).then(|| owner::tid_of(w))
     }
 
-    /// Releases the lock.
+    /// Releases the lock if the calling thread holds it; returns whether it did. A lock that
+    /// was taken over meanwhile (its holder was judged dead) is left to its new holder.
     ///
     /// # Safety
-    /// The calling thread must hold the lock (through a guard it then forgets), otherwise it
-    /// would release someone else's critical section.
+    /// The calling thread must hold the lock through a guard it then forgets (dropping that
+    /// guard as well would release a critical section begun later by this same thread).
     #[inline]
-    pub unsafe fn unlock(&self) {
-        let old = self.word.swap(0, Ordering::Release);
-        if old & CONTENDED != 0 {
+    pub unsafe fn unlock(&self) -> bool {
+        let me = owner::current();
+        if self.word.compare_exchange(me, 0, Ordering::Release, Ordering::Relaxed).is_ok() {
+            return true;
+        }
+        self.unlock_contended(me)
+    }
+
+    #[cold]
+    fn unlock_contended(&self, me: u64) -> bool {
+        let released = self
+            .word
+            .compare_exchange(me | CONTENDED, 0, Ordering::Release, Ordering::Relaxed)
+            .is_ok();
+        if released {
             sys::futex_wake_low(&self.word, 1);
         }
+        released
     }
 
     #[inline]
@@ -177,7 +194,7 @@ impl RawLock {
 
     /// Takes the lock from a dead owner: succeeds only if the word still is `cur`.
     fn take_over_if_dead(&self, cur: u64, me: u64) -> bool {
-        !owner::is_alive(cur & !CONTENDED) && self.cas(cur, me | CONTENDED)
+        !owner::owner_alive(cur & !CONTENDED) && self.cas(cur, me | CONTENDED)
     }
 
     #[cold]
@@ -269,6 +286,6 @@ impl Drop for RawGuard<'_> {
     #[inline]
     fn drop(&mut self) {
         // SAFETY: a guard exists only while its thread holds the lock.
-        unsafe { self.lock.unlock() }
+        let _ = unsafe { self.lock.unlock() };
     }
 }

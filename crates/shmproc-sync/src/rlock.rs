@@ -158,7 +158,7 @@ impl RLock {
         if s.depth.load(Ordering::Relaxed) <= 1 {
             s.depth.store(0, Ordering::Relaxed);
             // SAFETY: checked above that this thread holds the raw lock.
-            unsafe { s.lock.unlock() };
+            let _ = unsafe { s.lock.unlock() };
         } else {
             s.depth.fetch_sub(1, Ordering::Relaxed);
         }

@@ -5,6 +5,8 @@ use std::time::{Duration, Instant};
 use std::{fmt, io};
 
 use shmproc_shm::sys::{self, WaitOutcome};
+use shmproc_shm::watcher::{sleep_watched, Word, LIVENESS_POLL};
+use shmproc_shm::RosterFull;
 
 /// Why a semaphore, event, condition or barrier operation failed.
 #[derive(Debug)]
@@ -29,6 +31,9 @@ pub enum SyncError {
     },
     /// The barrier was broken earlier (a participant died, or `abort` was called).
     Broken,
+    /// The barrier already has as many member processes as it can track
+    /// ([`ROSTER_SLOTS`](shmproc_shm::ROSTER_SLOTS) live ones): this process cannot join.
+    TooManyProcesses(RosterFull),
     /// A constructor argument is out of range.
     InvalidArgument(&'static str),
     /// A futex call failed.
@@ -53,6 +58,7 @@ impl fmt::Display for SyncError {
             SyncError::Broken => {
                 f.write_str("the barrier is broken (a participant died or it was aborted)")
             }
+            SyncError::TooManyProcesses(full) => full.fmt(f),
             SyncError::InvalidArgument(what) => write!(f, "invalid argument: {what}"),
             SyncError::Io(e) => write!(f, "futex wait failed: {e}"),
         }
@@ -63,6 +69,7 @@ impl std::error::Error for SyncError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             SyncError::Io(e) => Some(e),
+            SyncError::TooManyProcesses(full) => Some(full),
             _ => None,
         }
     }
@@ -79,7 +86,10 @@ pub(crate) enum Slept {
     Deadline,
 }
 
-/// Sleeps on `word` while it equals `expected`, until woken, `deadline`, or `nap` elapses.
+/// Sleeps on `word` while it equals `expected`, until woken, `deadline`, or a nap elapses: `nap`
+/// if given (callers that check on peers after each), else [`LIVENESS_POLL`]. A sleep with
+/// neither a deadline nor a nap is untimed but *watched* (see [`shmproc_shm::watcher`]): woken
+/// once `word` changed, even if whoever changed it died before waking anyone.
 pub(crate) fn sleep(
     word: &AtomicU32,
     expected: u32,
@@ -90,11 +100,15 @@ pub(crate) fn sleep(
     if left.is_some_and(|l| l.is_zero()) {
         return Ok(Slept::Deadline);
     }
-    let timeout = match (left, nap) {
-        (Some(l), Some(n)) => Some(l.min(n)),
-        (l, n) => l.or(n),
-    };
-    match sys::futex_wait(word, expected, timeout).map_err(SyncError::Io)? {
+    if left.is_none() && nap.is_none() {
+        if let Some(slept) = sleep_watched(Word::Narrow(word), expected, None) {
+            slept.map_err(SyncError::Io)?;
+            return Ok(Slept::Woken);
+        }
+    }
+    let nap = nap.unwrap_or(LIVENESS_POLL);
+    let timeout = left.map_or(nap, |l| l.min(nap));
+    match sys::futex_wait(word, expected, Some(timeout)).map_err(SyncError::Io)? {
         WaitOutcome::Woken => Ok(Slept::Woken),
         WaitOutcome::TimedOut if deadline.is_some_and(|d| Instant::now() >= d) => {
             Ok(Slept::Deadline)
@@ -108,9 +122,9 @@ pub(crate) fn deadline_in(timeout: Duration) -> Option<Instant> {
     Some(Instant::now() + timeout)
 }
 
-/// Waits until `ready()` succeeds: spins briefly, then sleeps on `word` while it is 0 (the
-/// "nothing to take" value), counted in `sleepers` so wakers skip the syscall when nobody
-/// sleeps. Returns `Ok(false)` at the deadline.
+/// Waits until `ready()` succeeds: spins briefly, then sleeps on `word` (whatever value it holds
+/// once this waiter is counted in `sleepers`, so wakers skip the syscall when nobody sleeps).
+/// A waker changes `word`, then calls [`wake`]. Returns `Ok(false)` at the deadline.
 pub(crate) fn block_on(
     word: &AtomicU32,
     sleepers: &AtomicU32,
@@ -126,11 +140,13 @@ pub(crate) fn block_on(
     loop {
         sleepers.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         // SeqCst pairs with the waker's store + `sleepers` load: either it sees us counted, or
-        // we see its change here and do not sleep.
-        let slept = if word.load(std::sync::atomic::Ordering::SeqCst) == 0 {
-            sleep(word, 0, deadline, None)
+        // we see its change in `seen` (or the futex sees it) and do not sleep.
+        let seen = word.load(std::sync::atomic::Ordering::SeqCst);
+        let slept = if ready() {
+            sleepers.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            return Ok(true);
         } else {
-            Ok(Slept::Woken)
+            sleep(word, seen, deadline, None)
         };
         sleepers.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         if ready() {
