@@ -104,5 +104,10 @@ pub mod raw {
         clean, collect_fds, inspect, list, remove, take_transfer_error, with_received_fds,
         AtomicShareable, HeaderSummary, Segment, SegmentInfo, SharedRef, Spec, TypeInfo,
     };
+    pub use shmproc_shm::{leave_all, liveness, watcher, RosterFull, Seat, ROSTER_SLOTS};
     pub use shmproc_sync::{RawGuard, LIVENESS_POLL};
+
+    /// Fault injection for tests (not a public API).
+    #[doc(hidden)]
+    pub use shmproc_channel::test_hooks;
 }

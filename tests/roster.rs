@@ -18,11 +18,11 @@ fn a_member_killed_without_leaving_is_reported_dead_and_purged() {
     };
     let seg = Arc::new(Segment::create_anonymous(&spec, |_| Ok(())).unwrap());
     let roster: SharedRef<Roster> = SharedRef::new(seg, 0).unwrap();
-    assert!(roster.join());
+    roster.join().unwrap();
     let (joined, r) = (flag(), roster.clone());
     let j = joined.clone();
     let child = Process::fork(move || {
-        assert!(r.join());
+        r.join().unwrap();
         j.store(1, Ordering::Release);
         die_now();
     })

@@ -42,6 +42,8 @@ mod pipe;
 mod queue;
 mod record;
 mod ring;
+#[doc(hidden)]
+pub mod test_hooks;
 mod transfer;
 mod wait;
 mod watch;

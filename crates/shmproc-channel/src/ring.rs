@@ -338,6 +338,7 @@ impl Ring {
     #[inline]
     pub fn publish(&self, tail: u64) {
         self.ctl.put.pos.store(tail, Ordering::Release);
+        crate::test_hooks::after_publish();
         wake(&self.ctl.data_wait);
     }
 
