@@ -114,7 +114,7 @@ impl EndState {
         }
     }
 
-    /// Whether a hand-over whose guarantor still runs is in progress (reads `/proc`).
+    /// Whether a hand-over whose guarantor still runs is in progress (liveness checks).
     fn in_transit(&self) -> bool {
         self.transit.iter().any(|slot| {
             let id = slot.load(Ordering::Acquire);
@@ -218,7 +218,7 @@ impl EndLocal {
         Ok(())
     }
 
-    /// Whether the other end `peer` is gone for good (see the module docs). Reads `/proc`: only
+    /// Whether the other end `peer` is gone for good (see the module docs). Checks liveness: only
     /// for callers that have already waited a while.
     pub fn peer_gone(peer: &EndState) -> Option<Stop> {
         if peer.is_closed() {

@@ -45,11 +45,12 @@ const END_SIZE: usize = std::mem::size_of::<EndState>();
 /// ```
 ///
 /// # Endings
-/// When every process holding one end has dropped it (or exited normally), the other end's
+/// When every process holding one end has left it — dropped its handles, returned from a
+/// `Process::fork` closure, finished a spawned entry, or called `exit` — the other end's
 /// `recv` returns what is left, then [`RecvError::Disconnected`]; its `send` fails with
 /// [`SendError::Disconnected`]. If a holder died instead (SIGKILL) and nobody else holds the
 /// end, a blocked call reports [`RecvError::PeerDied`] / [`SendError::PeerDied`] within about
-/// 10 ms plus a `/proc` check. A send into a ring with room does not look for a dead receiver
+/// 10 ms plus a liveness check. A send into a ring with room does not look for a dead receiver
 /// (like writing into a pipe buffer); the next send that has to wait does.
 ///
 /// A call blocked without a deadline sleeps on a futex with no timer (a timer per sleep would

@@ -53,6 +53,8 @@ struct Table {
 static TABLE: AtomicPtr<Table> = AtomicPtr::new(std::ptr::null_mut());
 /// This process's token, 0 until taken (reset in a forked child).
 static TOKEN: AtomicU32 = AtomicU32::new(0);
+/// This process's identity (pid << 32 | token), 0 until computed (reset in a forked child).
+static IDENTITY: AtomicU64 = AtomicU64::new(0);
 /// The descriptor holding this process's slot lock, -1 if none.
 static FD: AtomicI32 = AtomicI32::new(-1);
 /// 0: fork handler not registered, 1: registered.
@@ -70,6 +72,7 @@ extern "C" fn after_fork_child() {
         sys::close_raw(fd);
     }
     TOKEN.store(0, Ordering::Relaxed);
+    IDENTITY.store(0, Ordering::Relaxed);
 }
 
 /// The mapped table, mapping it on first use; `None` if the file cannot be used.
@@ -238,7 +241,14 @@ const PID_BASED: u32 = 1 << 31;
 /// 32 bits). Two processes never share an identity while both live.
 #[inline]
 pub fn current_identity() -> u64 {
-    u64::from(sys::getpid()) << 32 | u64::from(current_token())
+    let id = IDENTITY.load(Ordering::Relaxed);
+    if id != 0 {
+        return id;
+    }
+    // The token first: taking it registers the fork handler that resets IDENTITY.
+    let id = u64::from(current_token()) | u64::from(sys::getpid()) << 32;
+    IDENTITY.store(id, Ordering::Relaxed);
+    id
 }
 
 /// An identity for process `pid` of this PID namespace made from its pid and start time (for a

@@ -90,8 +90,8 @@ impl RawLock {
         self.acquire_until(Some(Instant::now() + timeout))
     }
 
-    /// Acquires without waiting. When the lock is held, this checks (through `/proc`, a few
-    /// microseconds) that the holder still runs, so don't spin on it: use `acquire_timeout`.
+    /// Acquires without waiting. When the lock is held, this checks (a liveness query, about a
+    /// microsecond) that the holder still runs, so don't spin on it: use `acquire_timeout`.
     ///
     /// # Errors
     /// [`LockError::WouldBlock`] if the lock is held by a live owner (or by this thread);
