@@ -123,6 +123,9 @@ impl EndState {
     }
 }
 
+/// How a process takes hold of an end ([`EndLocal::hold`] or [`EndLocal::adopt`]).
+pub(crate) type Hold = fn(SharedRef<EndState>, Vec<Ring>) -> Result<Arc<EndLocal>, RosterFull>;
+
 /// This process's hold on one end, shared by all clones of its handles here.
 pub(crate) struct EndLocal {
     state: SharedRef<EndState>,
@@ -141,10 +144,7 @@ impl EndLocal {
     ///
     /// # Errors
     /// [`RosterFull`] when the end's holders are full.
-    pub fn hold(
-        state: SharedRef<EndState>,
-        rings: Vec<Ring>,
-    ) -> Result<Arc<EndLocal>, RosterFull> {
+    pub fn hold(state: SharedRef<EndState>, rings: Vec<Ring>) -> Result<Arc<EndLocal>, RosterFull> {
         ensure_fork_handlers();
         shmproc_shm::on_leave(leave_all_ends);
         shmproc_shm::watcher::on_round(check_sleeping_ends);

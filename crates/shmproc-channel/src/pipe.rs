@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use shmproc_shm::{Kind, RosterFull, Segment, SegmentError, SharedRef};
+use shmproc_shm::{Kind, Segment, SegmentError, SharedRef};
 use shmproc_sync::LIVENESS_POLL;
 
 use crate::codec;
-use crate::end::{EndLocal, EndState};
+use crate::end::{EndLocal, EndState, Hold};
 use crate::error::{RecvError, SendError};
 use crate::layout::{self, SPIN_BUDGET};
 use crate::link::Link;
@@ -220,7 +220,7 @@ impl Parts {
         me: usize,
         tx: Option<usize>,
         rx: Option<usize>,
-        hold: fn(SharedRef<EndState>, Vec<Ring>) -> Result<Arc<EndLocal>, RosterFull>,
+        hold: Hold,
     ) -> Result<Link, SegmentError> {
         let state = SharedRef::new(Arc::clone(&self.seg), me * END_SIZE)?;
         Ok(Link {

@@ -43,6 +43,6 @@ pub use owner::{
 };
 pub use raw::{RawGuard, RawLock, LIVENESS_POLL};
 pub use rlock::{RLock, RLockGuard};
-pub use shmproc_shm::{Roster, RosterFull, ROSTER_SLOTS};
 pub use semaphore::{BoundedSemaphore, Semaphore};
+pub use shmproc_shm::{Roster, RosterFull, ROSTER_SLOTS};
 pub use wait::SyncError;

@@ -20,7 +20,6 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-
 use shmproc_shm::sys::{self, WaitOutcome};
 use shmproc_shm::AtomicShareable;
 
@@ -160,7 +159,11 @@ impl RawLock {
     #[inline]
     pub unsafe fn unlock(&self) -> bool {
         let me = owner::current();
-        if self.word.compare_exchange(me, 0, Ordering::Release, Ordering::Relaxed).is_ok() {
+        if self
+            .word
+            .compare_exchange(me, 0, Ordering::Release, Ordering::Relaxed)
+            .is_ok()
+        {
             return true;
         }
         self.unlock_contended(me)
