@@ -32,18 +32,43 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-mod codec;
+// Layers, bottom-up. A module uses only modules of its own layer or below (`use crate::...`);
+// nothing reaches back up, so the crate reads top-down like crossbeam-channel.
+//
+// 1. Rings and waiting: `ring` (a shared ring of records: robust locks, indices, copies),
+//    `wait` (spin, nap or futex sleep until an event) and `watch` (the per-process watcher of
+//    untimed sleepers' peers), with `error` (`Stop`, the internal ending, and the public
+//    errors). Membership, `end` (who holds a pipe end, its hand-over slots, peer death), sits
+//    beside them: these five still use one another.
+// 2. Small shared pieces: `layout` (capacities, segment creation, wait policies), `scratch`
+//    (the stack area and per-thread buffer messages are built in, and `Landing`) and
+//    `handover` (the pipe-end hand-overs begun on this thread, revoked when a send fails).
+// 3. Messages and records: `codec` (postcard encoding and decoding) and `record` (whole
+//    records in and out of a ring under its locks: the queue's hot path).
+// 4. Pipe ends: `link` (one end's send and receive, streaming long messages), `parts` (a pipe
+//    segment and its rings, made into links) and `transfer` (pipe ends as serde values).
+// 5. The public types: `queue` (`Queue`) and `pipe` (`Pipe`, `Connection`, `Sender`,
+//    `Receiver`).
+
 mod end;
 mod error;
-mod layout;
-mod link;
-mod pipe;
-mod queue;
-mod record;
 mod ring;
-mod transfer;
 mod wait;
 mod watch;
+
+mod handover;
+mod layout;
+mod scratch;
+
+mod codec;
+mod record;
+
+mod link;
+mod parts;
+mod transfer;
+
+mod pipe;
+mod queue;
 
 pub use error::{RecvError, SendError};
 pub use pipe::{Connection, Pipe, Receiver, Sender};
