@@ -1,33 +1,22 @@
 //! Typed messages: postcard encoding on the stack when small (most messages), else through one
-//! reusable buffer per thread.
-
-use std::cell::RefCell;
+//! reusable buffer per thread (both in `scratch`).
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::error::Stop;
-use crate::ring::{Ring, Sink};
-use crate::transfer;
-
-/// Encoded messages up to this many bytes are built and taken apart on the stack: no
-/// thread-local access, no allocation.
-const SMALL: usize = 128;
-
-thread_local! {
-    static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
+use crate::handover;
+use crate::scratch::{Landing, BUF, SMALL};
 
 /// Encodes `msg` and hands the bytes to `f` (no allocation once the buffer has grown). If
-/// that fails, pipe ends in `msg` are not in transit any more (see `transfer`).
+/// that fails, pipe ends in `msg` are not in transit any more (see `handover`).
 pub(crate) fn with_encoded<T: Serialize + ?Sized, R, E: From<postcard::Error>>(
     msg: &T,
     f: impl FnOnce(&[u8]) -> Result<R, E>,
 ) -> Result<R, E> {
-    let mark = transfer::begun_count();
+    let mark = handover::begun_count();
     let result = encode_then(msg, mark, f);
-    if transfer::begun_count() != mark {
-        transfer::settle(mark, result.is_err());
+    if handover::begun_count() != mark {
+        handover::settle(mark, result.is_err());
     }
     result
 }
@@ -43,9 +32,9 @@ fn encode_then<T: Serialize + ?Sized, R, E: From<postcard::Error>>(
     match postcard::to_slice(msg, &mut small) {
         Ok(bytes) => return f(bytes),
         Err(postcard::Error::SerializeBufferFull) => {
-            if transfer::begun_count() != mark {
+            if handover::begun_count() != mark {
                 // Pipe ends serialized by this attempt: revoke; the next one serializes anew.
-                transfer::settle(mark, true);
+                handover::settle(mark, true);
             }
         }
         Err(e) => return Err(e.into()),
@@ -92,49 +81,12 @@ pub(crate) fn decode_with<T: DeserializeOwned, E: From<postcard::Error>>(
     })
 }
 
-/// A record taken off a queue: on the stack when it is small, else in this thread's buffer.
-pub(crate) struct Landing {
-    small: [u8; SMALL],
-    len: usize,
-    big: Option<Vec<u8>>,
-}
-
-impl Sink for Landing {
-    #[inline]
-    fn take(&mut self, ring: &Ring, pos: u64, len: usize) -> Result<(), Stop> {
-        if let Some(small) = self.small.get_mut(..len) {
-            ring.read(pos, small)?;
-            self.len = len;
-            return Ok(());
-        }
-        let mut big = BUF
-            .with(|cell| cell.try_borrow_mut().map(|mut b| std::mem::take(&mut *b)))
-            .unwrap_or_default();
-        big.clear();
-        ring.read_append(pos, len, &mut big)?;
-        self.big = Some(big);
-        Ok(())
-    }
-}
-
 /// Takes a record with `fill` (which hands a [`Landing`] to the ring), then decodes it; the
 /// record must be exactly one message.
 pub(crate) fn decode_landed<T: DeserializeOwned, E: From<postcard::Error>>(
     fill: impl FnOnce(&mut Landing) -> Result<(), E>,
 ) -> Result<T, E> {
-    let mut landing = Landing {
-        small: [0; SMALL],
-        len: 0,
-        big: None,
-    };
+    let mut landing = Landing::new();
     fill(&mut landing)?;
-    match landing.big {
-        None => Ok(decode(&landing.small[..landing.len])?),
-        Some(big) => {
-            let msg = decode(&big);
-            // Give the buffer back for the next large message (unless one is there already).
-            let _ = BUF.with(|cell| cell.try_borrow_mut().map(|mut b| *b = big));
-            Ok(msg?)
-        }
-    }
+    Ok(landing.with_bytes(decode::<T>)?)
 }

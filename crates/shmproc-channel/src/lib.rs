@@ -32,21 +32,49 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-mod codec;
+// Layers, bottom-up. A module uses only modules of its own layer or below (`use crate::...`);
+// nothing reaches back up, so the crate reads top-down like crossbeam-channel.
+//
+// 0. `deadline` (how long an operation may wait) and `test_hooks` (fault injection): no imports.
+// 1. Rings and waiting: `error` (`Stop`, the internal ending, and the public errors), `watch`
+//    (a pipe end's sleepers, for the process's watcher in `shmproc_shm::watcher`), `wait`
+//    (spin, nap or watched futex sleep until an event), `ring` (a shared ring of records:
+//    robust locks, indices, copies), each using only those before it. Membership, `end` (who
+//    holds a pipe end, its hand-over slots, leaving, peer death), sits on top of them.
+// 2. Small shared pieces: `layout` (capacities, segment creation, wait policies), `scratch`
+//    (the stack area and per-thread buffer messages are built in, and `Landing`) and
+//    `handover` (the pipe-end hand-overs begun on this thread, revoked when a send fails).
+// 3. Messages and records: `codec` (postcard encoding and decoding) and `record` (whole
+//    records in and out of a ring under its locks: the queue's hot path).
+// 4. Pipe ends: `link` (one end's send and receive, streaming long messages), `parts` (a pipe
+//    segment and its rings, made into links) and `transfer` (pipe ends as serde values).
+// 5. The public types: `queue` (`Queue`) and `pipe` (`Pipe`, `Connection`, `Sender`,
+//    `Receiver`).
+
 mod deadline;
-mod end;
-mod error;
-mod layout;
-mod link;
-mod pipe;
-mod queue;
-mod record;
-mod ring;
 #[doc(hidden)]
 pub mod test_hooks;
-mod transfer;
+
+mod error;
+mod ring;
 mod wait;
 mod watch;
+
+mod end;
+
+mod handover;
+mod layout;
+mod scratch;
+
+mod codec;
+mod record;
+
+mod link;
+mod parts;
+mod transfer;
+
+mod pipe;
+mod queue;
 
 pub use error::{RecvError, SendError};
 pub use pipe::{Connection, Pipe, Receiver, Sender};

@@ -86,6 +86,8 @@ impl Link {
         let ctl = ring.ctl();
         if died && mid_message(&ctl.put) {
             ring.set_broken();
+        } else if died {
+            ring.wake_all(); // it may have died between publishing and waking
         }
         if ring.is_broken() {
             return Err(Stop::Broken);
@@ -145,6 +147,8 @@ impl Link {
         let ctl = ring.ctl();
         if died && mid_message(&ctl.get) {
             ring.set_broken();
+        } else if died {
+            ring.wake_all(); // it may have died between publishing and waking
         }
         let mut head = ctl.get.pos.load(Ordering::Relaxed);
         let avail = self.wait_readable(ring, head, HEADER, deadline)?;

@@ -2,25 +2,19 @@
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use shmproc_shm::{Kind, Segment, SegmentError, SharedRef};
-use shmproc_sync::LIVENESS_POLL;
+use shmproc_shm::{Kind, Segment, SegmentError};
 
 use crate::codec;
-use crate::end::{EndLocal, EndState, Hold};
 use crate::error::{RecvError, SendError};
-use crate::layout::{self, SPIN_BUDGET};
+use crate::layout;
 use crate::link::Link;
-use crate::ring::{self, Deadline, Ring};
+use crate::parts::Parts;
+use crate::ring::Deadline;
 use crate::transfer::{serde_end, Role};
-
-/// Pause between polls of a waiting pipe side: short, a round trip is latency bound.
-const PIPE_PAUSE: u32 = 4;
-const END_SIZE: usize = std::mem::size_of::<EndState>();
 
 /// Makes pipes (Python's `multiprocessing.Pipe`). `T` is the message type of both directions.
 ///
@@ -45,12 +39,11 @@ const END_SIZE: usize = std::mem::size_of::<EndState>();
 /// ```
 ///
 /// # Endings
-/// When every process holding one end has left it — dropped its handles, returned from a
-/// `Process::fork` closure, finished a spawned entry, or called `exit` — the other end's
+/// When every process holding one end has dropped it (or exited normally), the other end's
 /// `recv` returns what is left, then [`RecvError::Disconnected`]; its `send` fails with
 /// [`SendError::Disconnected`]. If a holder died instead (SIGKILL) and nobody else holds the
 /// end, a blocked call reports [`RecvError::PeerDied`] / [`SendError::PeerDied`] within about
-/// 10 ms plus a liveness check. A send into a ring with room does not look for a dead receiver
+/// 10 ms plus a `/proc` check. A send into a ring with room does not look for a dead receiver
 /// (like writing into a pipe buffer); the next send that has to wait does.
 ///
 /// A call blocked without a deadline sleeps on a futex with no timer (a timer per sleep would
@@ -67,8 +60,7 @@ const END_SIZE: usize = std::mem::size_of::<EndState>();
 /// after never looks like "peer gone". A child that never uses an inherited copy delays the
 /// verdict on that end only while it runs — and never for itself: a child blocked on its own
 /// end sees the parent drop the other end, although it holds an unused copy of that one too.
-/// Up to [`ROSTER_SLOTS`](shmproc_shm::ROSTER_SLOTS) live processes can hold or inherit one end;
-/// one more fails to create, receive or first use it with an error saying so.
+/// At most [`ROSTER_SLOTS`](shmproc_sync::ROSTER_SLOTS) processes are tracked per end.
 ///
 /// # Passing ends to other processes
 /// [`Connection`], [`Sender`] and [`Receiver`] implement serde, so an end can be an argument
@@ -109,7 +101,7 @@ impl<T> Pipe<T> {
         bytes: usize,
     ) -> Result<(Connection<T>, Connection<T>), SegmentError> {
         let parts = Parts::create::<T>(None, bytes, 2)?;
-        Ok((parts.connection(0)?, parts.connection(1)?))
+        Ok((connection(&parts, 0)?, connection(&parts, 1)?))
     }
 
     /// A one-way pipe: a sending and a receiving end.
@@ -154,7 +146,7 @@ impl<T> Pipe<T> {
     /// # Errors
     /// As `create`.
     pub fn create_with_capacity(name: &str, bytes: usize) -> Result<Connection<T>, SegmentError> {
-        Parts::create::<T>(Some(name), bytes, 2)?.connection(0)
+        connection(&Parts::create::<T>(Some(name), bytes, 2)?, 0)
     }
 
     /// Opens the second end of a named duplex pipe.
@@ -163,74 +155,16 @@ impl<T> Pipe<T> {
     /// Any [`SegmentError`]: missing, another kind or message type, corrupt, …
     pub fn open(name: &str) -> Result<Connection<T>, SegmentError> {
         let seg = Segment::open_named(name, Kind::Pipe, layout::message_type::<T>())?;
-        Parts::opened(seg, 2)?.connection(1)
+        connection(&Parts::opened(seg, 2)?, 1)
     }
 }
 
-/// A pipe segment and its rings, before they are handed out as ends.
-pub(crate) struct Parts {
-    seg: Arc<Segment>,
-    rings: Vec<Ring>,
-}
-
-impl Parts {
-    /// The parts of an opened segment holding `rings` rings (2: duplex, 1: simplex).
-    pub(crate) fn opened(seg: Segment, rings: usize) -> Result<Parts, SegmentError> {
-        let per_ring = seg.payload_len().saturating_sub(2 * END_SIZE) / rings;
-        let cap = per_ring.saturating_sub(ring::footprint(0)) as u64;
-        Parts::from_segment(Arc::new(seg), cap, rings)
-    }
-
-    fn create<T>(name: Option<&str>, bytes: usize, rings: usize) -> Result<Parts, SegmentError> {
-        let cap = layout::ring_capacity(bytes)?;
-        let len = 2 * END_SIZE + rings * ring::footprint(cap);
-        let seg = layout::create_segment(name, Kind::Pipe, layout::message_type::<T>(), len)?;
-        Parts::from_segment(seg, cap, rings)
-    }
-
-    fn from_segment(seg: Arc<Segment>, cap: u64, rings: usize) -> Result<Parts, SegmentError> {
-        let rings = (0..rings)
-            .map(|i| {
-                Ring::new(
-                    Arc::clone(&seg),
-                    2 * END_SIZE + i * ring::footprint(cap),
-                    cap,
-                )
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(Parts { seg, rings })
-    }
-
-    /// End `me` of a duplex pipe: sends on ring `me`, receives on the other.
-    fn connection<T>(&self, me: usize) -> Result<Connection<T>, SegmentError> {
-        Ok(Connection {
-            link: self.link(me, Some(me), Some(1 - me))?,
-            _msg: PhantomData,
-        })
-    }
-
-    fn link(&self, me: usize, tx: Option<usize>, rx: Option<usize>) -> Result<Link, SegmentError> {
-        self.link_as(me, tx, rx, EndLocal::hold)
-    }
-
-    /// End `me`, sending on ring `tx` and receiving on `rx`, this process's hold taken by
-    /// `hold` ([`EndLocal::hold`] for a new end, [`EndLocal::adopt`] for a received one).
-    pub(crate) fn link_as(
-        &self,
-        me: usize,
-        tx: Option<usize>,
-        rx: Option<usize>,
-        hold: Hold,
-    ) -> Result<Link, SegmentError> {
-        let state = SharedRef::new(Arc::clone(&self.seg), me * END_SIZE)?;
-        Ok(Link {
-            tx: tx.map(|i| self.rings[i].clone()),
-            rx: rx.map(|i| self.rings[i].clone()),
-            me: hold(state, self.rings.clone()).map_err(SegmentError::TooManyProcesses)?,
-            peer: SharedRef::new(Arc::clone(&self.seg), (1 - me) * END_SIZE)?,
-            policy: layout::policy(SPIN_BUDGET / PIPE_PAUSE, PIPE_PAUSE, LIVENESS_POLL),
-        })
-    }
+/// End `me` of a duplex pipe: sends on ring `me`, receives on the other.
+fn connection<T>(parts: &Parts, me: usize) -> Result<Connection<T>, SegmentError> {
+    Ok(Connection {
+        link: parts.link(me, Some(me), Some(1 - me))?,
+        _msg: PhantomData,
+    })
 }
 
 /// `send`, `send_bytes` and their `_timeout` / `try_` forms.

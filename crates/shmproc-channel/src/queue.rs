@@ -9,11 +9,12 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use shmproc_shm::{Kind, Segment, SegmentError};
 
-use crate::codec::{self, Landing};
+use crate::codec;
 use crate::error::{RecvError, SendError, Stop};
 use crate::layout::{self, SPIN_BUDGET};
 use crate::record;
 use crate::ring::{self, Deadline, Ring, WaitPolicy, HEADER};
+use crate::scratch::Landing;
 
 /// Pause between polls of a waiting queue side: long enough that a fast consumer lets a few
 /// records pile up and takes them without touching the producers' index line each time.

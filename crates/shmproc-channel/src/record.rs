@@ -4,9 +4,9 @@
 
 use std::sync::atomic::Ordering;
 
-use crate::codec::Landing;
 use crate::error::Stop;
 use crate::ring::{Deadline, Event, Ring, Sink, WaitPolicy, HEADER};
+use crate::scratch::Landing;
 
 /// Appends `bytes` as one record under the producer lock, waiting (as `policy` and `deadline`
 /// say) while the ring is full.
@@ -32,7 +32,12 @@ pub(crate) fn put(
     };
     loop {
         {
-            let _guard = ring.lock_put(deadline)?;
+            let (_guard, owner_died) = ring.lock_put(deadline)?;
+            if owner_died {
+                // The last producer died holding the lock, perhaps after publishing its record
+                // but before waking sleeping consumers: wake everyone so nobody sleeps on it.
+                ring.wake_all();
+            }
             if ctl.flags.closed.load(Ordering::Relaxed) != 0 {
                 return Err(Stop::Closed);
             }
@@ -86,7 +91,12 @@ fn take(
     let ctl = ring.ctl();
     loop {
         {
-            let _guard = ring.lock_get(deadline)?;
+            let (_guard, owner_died) = ring.lock_get(deadline)?;
+            if owner_died {
+                // The last consumer died holding the lock, perhaps after freeing space but
+                // before waking sleeping producers: wake everyone so nobody sleeps on it.
+                ring.wake_all();
+            }
             // Closed first, then the tail: a put that completed before close is seen.
             let closed = ctl.flags.closed.load(Ordering::Acquire) != 0;
             let head = ctl.get.pos.load(Ordering::Relaxed);
@@ -126,4 +136,91 @@ pub(crate) fn is_closed(ring: &Ring) -> bool {
 pub(crate) fn advance(pos: u64, n: u64) -> Result<u64, Stop> {
     pos.checked_add(n)
         .ok_or_else(|| Stop::Corrupt("ring index overflows".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use shmproc_shm::Kind;
+
+    use super::*;
+    use crate::layout;
+    use crate::ring::footprint;
+
+    /// A 64-byte queue ring in an anonymous segment, and a policy that sleeps at once.
+    fn ring() -> (Ring, WaitPolicy) {
+        let elem = layout::message_type::<u8>();
+        let seg = layout::create_segment(None, Kind::Queue, elem, footprint(64)).unwrap();
+        let policy = layout::policy(0, 0, Duration::from_secs(60));
+        (Ring::new(seg, 0, 64).unwrap(), policy)
+    }
+
+    #[test]
+    fn a_producer_dead_between_publishing_and_waking_does_not_strand_consumers() {
+        let (ring, policy) = ring();
+        let cap = ring.capacity();
+        std::thread::scope(|s| {
+            // A consumer asleep (untimed) on the empty ring.
+            let consumer = s.spawn(|| {
+                let mut out = Vec::new();
+                take_into_vec(&ring, policy, Deadline::Never, &mut out).map(|()| out)
+            });
+            std::thread::sleep(Duration::from_millis(200));
+            // A producer fills the ring with one record, publishes it without waking anyone and
+            // dies holding the producer lock.
+            s.spawn(|| {
+                let (guard, _) = ring.lock_put(Deadline::Never).unwrap();
+                std::mem::forget(guard);
+                let len = cap - HEADER;
+                ring.write(0, &len.to_le_bytes()).unwrap();
+                ring.write(HEADER, &vec![7; len as usize]).unwrap();
+                ring.ctl().put.pos.store(cap, Ordering::Release);
+            })
+            .join()
+            .unwrap();
+            // The next producer finds the ring full: only the consumer can make room.
+            let put = put(&ring, policy, &[1], Deadline::after(Duration::from_secs(5)));
+            ring.wake_all(); // if the put timed out: let the consumer finish, then fail
+            let taken = consumer.join().unwrap().unwrap();
+            assert!(put.is_ok(), "{put:?}");
+            assert_eq!(taken, vec![7; (cap - HEADER) as usize]);
+        });
+    }
+
+    #[test]
+    fn a_consumer_dead_between_freeing_and_waking_does_not_strand_producers() {
+        let (ring, policy) = ring();
+        let big = vec![7; (ring.capacity() - HEADER) as usize];
+        put(&ring, policy, &big, Deadline::Now).unwrap();
+        std::thread::scope(|s| {
+            // A producer asleep (untimed) on the full ring.
+            let producer = s.spawn(|| put(&ring, policy, &[1], Deadline::Never));
+            std::thread::sleep(Duration::from_millis(200));
+            // A consumer takes the record, frees its space without waking anyone and dies
+            // holding the consumer lock.
+            s.spawn(|| {
+                let (guard, _) = ring.lock_get(Deadline::Never).unwrap();
+                std::mem::forget(guard);
+                let ctl = ring.ctl();
+                ctl.get
+                    .pos
+                    .store(ctl.put.pos.load(Ordering::Acquire), Ordering::Release);
+            })
+            .join()
+            .unwrap();
+            // The next consumer finds the ring empty: only the producer can fill it.
+            let mut out = Vec::new();
+            let took = take_into_vec(
+                &ring,
+                policy,
+                Deadline::after(Duration::from_secs(5)),
+                &mut out,
+            );
+            ring.wake_all(); // if the take timed out: let the producer finish, then fail
+            producer.join().unwrap().unwrap();
+            assert!(took.is_ok(), "{took:?}");
+            assert_eq!(out, [1]);
+        });
+    }
 }

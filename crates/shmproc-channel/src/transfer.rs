@@ -26,23 +26,23 @@
 //! (bytes dropped, or a Pool worker killed before it read its task) keeps the end held until
 //! the sender exits, and the other end waits as for a live holder (use the `_timeout` forms).
 //! A queue `put` or pipe `send` that fails after serializing an end revokes its hand-over
-//! (the message never arrives). At most [`TRANSIT_SLOTS`] hand-overs of one end can be
+//! (the message never arrives; this thread's hand-overs are remembered in `handover` for
+//! that). At most [`TRANSIT_SLOTS`] hand-overs of one end can be
 //! pending at once; a slot whose guarantor died is reused.
 
-use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::{Arc, Weak};
 
 use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
 use serde::ser::{self, SerializeTuple};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use shmproc_shm::{Kind, Segment, SharedRef};
+use shmproc_shm::{Kind, Segment};
 
-use crate::end::{end_index, EndLocal, EndState, TRANSIT_SLOTS};
+use crate::end::{end_index, EndLocal, TRANSIT_SLOTS};
+use crate::handover;
 use crate::layout;
 use crate::link::Link;
-use crate::pipe::Parts;
+use crate::parts::Parts;
 
 /// Which handle type an end travels as.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -96,49 +96,6 @@ macro_rules! serde_end {
 }
 pub(crate) use serde_end;
 
-thread_local! {
-    /// Hand-overs begun on this thread so far (a sequence number).
-    static BEGUN_COUNT: Cell<u64> = const { Cell::new(0) };
-    /// The most recent of them, to revoke when the send that serialized them fails.
-    static BEGUN: RefCell<Vec<Begun>> = const { RefCell::new(Vec::new()) };
-}
-
-/// How many recent hand-overs a thread remembers (a failed message carrying more pipe ends
-/// than this revokes only the last ones; the others stay until their guarantor exits).
-const REMEMBERED: usize = 64;
-
-/// One recorded hand-over: its sequence number, the pipe's segment (weak: a record must not
-/// keep a named segment from being unlinked), the end, its slot and guarantor.
-type Begun = (u64, Weak<Segment>, usize, usize, u64);
-
-/// The sequence number of the last hand-over begun on this thread (two of these around an
-/// encoding tell, for free, whether it serialized any pipe end).
-#[inline]
-pub(crate) fn begun_count() -> u64 {
-    BEGUN_COUNT.with(Cell::get)
-}
-
-/// After a send that serialized pipe ends (hand-overs after `mark`): forgets them, and revokes
-/// them if the send `failed` — the message was not delivered, so nobody will take them.
-#[cold]
-pub(crate) fn settle(mark: u64, failed: bool) {
-    let begun: Vec<Begun> = BEGUN.with(|b| {
-        let mut b = b.borrow_mut();
-        let first = b.iter().position(|e| e.0 > mark).unwrap_or(b.len());
-        b.drain(first..).collect()
-    });
-    if failed {
-        for (_, seg, me, slot, guarantor) in begun {
-            let state = seg
-                .upgrade()
-                .map(|seg| SharedRef::<EndState>::new(seg, me * std::mem::size_of::<EndState>()));
-            if let Some(Ok(state)) = state {
-                state.end_transit(slot, guarantor);
-            }
-        }
-    }
-}
-
 /// A segment handle as a tuple element.
 struct SegmentHandle<'a>(&'a Segment);
 
@@ -170,17 +127,7 @@ pub(crate) fn serialize_end<S: Serializer>(
              receivers deserialize them first"
         ))
     })?;
-    let seq = BEGUN_COUNT.with(|c| {
-        c.set(c.get() + 1);
-        c.get()
-    });
-    BEGUN.with(|b| {
-        let mut b = b.borrow_mut();
-        if b.len() == REMEMBERED {
-            b.remove(0); // from an encoding outside a channel send: nobody settles those
-        }
-        b.push((seq, Arc::downgrade(state.segment()), me, slot, guarantor));
-    });
+    handover::remember(state.segment(), me, slot, guarantor);
     tuple.serialize_element(&(role as u8))?;
     tuple.serialize_element(&(me as u8))?;
     tuple.serialize_element(&(slot as u8))?;
