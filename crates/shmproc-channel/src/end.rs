@@ -38,90 +38,19 @@
 //! the other end even though it inherited a copy of that one too.
 
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use shmproc_shm::{sys, AtomicShareable, Roster, RosterFull, SharedRef};
+use shmproc_shm::{sys, RosterFull, SharedRef};
 
+pub(crate) use crate::end_state::{EndState, TRANSIT_SLOTS};
 use crate::error::Stop;
 use crate::ring::Ring;
 use crate::watch::Watch;
 
 /// How long a parent's fork waits for the child to join the rosters of inherited ends.
 const FORK_JOIN_WAIT: Duration = Duration::from_millis(200);
-
-/// One end's shared state.
-#[repr(C, align(64))]
-#[derive(Debug, Default)]
-pub(crate) struct EndState {
-    holders: Roster,
-    inherited: Roster,
-    /// Set by the last holder to leave when nobody else has it.
-    closed: AtomicU32,
-    /// Set once anyone has held the end.
-    ever_held: AtomicU32,
-    /// Bumped by every forked child once it has joined `inherited`.
-    acks: AtomicU32,
-    /// Hand-overs in progress (see `crate::transfer`): each non-zero slot is the identity of
-    /// the process vouching for one; the end counts as held while that process lives.
-    transit: [AtomicU64; TRANSIT_SLOTS],
-}
-
-/// How many hand-overs of one end can be in progress at once.
-pub(crate) const TRANSIT_SLOTS: usize = 8;
-
-// SAFETY: only atomics (Roster is AtomicShareable); all zeroes is an open end nobody holds yet.
-unsafe impl AtomicShareable for EndState {}
-
-impl EndState {
-    /// Whether the end was closed by its last holder.
-    pub fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire) != 0
-    }
-
-    fn hold(&self) -> Result<(), RosterFull> {
-        self.holders.join()?;
-        self.ever_held.store(1, Ordering::Release);
-        Ok(())
-    }
-
-    /// Records a hand-over vouched for by process identity `guarantor`; the slot index, `None`
-    /// if all are taken by live guarantors.
-    pub fn begin_transit(&self, guarantor: u64) -> Option<usize> {
-        let take = || {
-            self.transit.iter().position(|slot| {
-                slot.compare_exchange(0, guarantor, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_ok()
-            })
-        };
-        take().or_else(|| {
-            for slot in &self.transit {
-                let id = slot.load(Ordering::Acquire);
-                if id != 0 && !shmproc_sync::identity_alive(id) {
-                    let _ = slot.compare_exchange(id, 0, Ordering::AcqRel, Ordering::Relaxed);
-                }
-            }
-            take()
-        })
-    }
-
-    /// Ends hand-over `slot` vouched for by `guarantor` (the receiver holds the end by now). A
-    /// slot out of range or already reused is left alone.
-    pub fn end_transit(&self, slot: usize, guarantor: u64) {
-        if let Some(s) = self.transit.get(slot) {
-            let _ = s.compare_exchange(guarantor, 0, Ordering::AcqRel, Ordering::Relaxed);
-        }
-    }
-
-    /// Whether a hand-over whose guarantor still runs is in progress (liveness checks).
-    fn in_transit(&self) -> bool {
-        self.transit.iter().any(|slot| {
-            let id = slot.load(Ordering::Acquire);
-            id != 0 && shmproc_sync::identity_alive(id)
-        })
-    }
-}
 
 /// How a process takes hold of an end ([`EndLocal::hold`] or [`EndLocal::adopt`]).
 pub(crate) type Hold = fn(SharedRef<EndState>, Vec<Ring>) -> Result<Arc<EndLocal>, RosterFull>;
@@ -133,23 +62,48 @@ pub(crate) struct EndLocal {
     rings: Vec<Ring>,
     /// Whether this process is in `holders` (false in a forked child until first use).
     claimed: AtomicBool,
-    /// The other end's state, for the watcher (`None` if it cannot be located).
+    /// The other end's state, for the watcher (`None` if it cannot be located, or for a
+    /// queue, which is its own peer: see `solo`).
     peer: Option<SharedRef<EndState>>,
+    /// A queue's only end: "gone" means no other process holds it any more.
+    solo: bool,
     /// Sleepers on this end in this process (see `crate::watch`).
     pub watch: Watch,
 }
 
 impl EndLocal {
-    /// Takes hold of an end: joins its holders and registers for fork and for leaving.
+    /// Takes hold of a pipe end: joins its holders and registers for fork and for leaving.
     ///
     /// # Errors
     /// [`RosterFull`] when the end's holders are full.
-    pub fn hold(state: SharedRef<EndState>, rings: Vec<Ring>) -> Result<Arc<EndLocal>, RosterFull> {
+    pub fn hold(
+        state: SharedRef<EndState>,
+        rings: Vec<Ring>,
+    ) -> Result<Arc<EndLocal>, RosterFull> {
+        EndLocal::make(state, rings, false)
+    }
+
+    /// Takes hold of a queue (an end that is its own peer), as [`hold`](EndLocal::hold).
+    ///
+    /// # Errors
+    /// [`RosterFull`] when the queue's holders are full.
+    pub fn hold_solo(
+        state: SharedRef<EndState>,
+        rings: Vec<Ring>,
+    ) -> Result<Arc<EndLocal>, RosterFull> {
+        EndLocal::make(state, rings, true)
+    }
+
+    fn make(
+        state: SharedRef<EndState>,
+        rings: Vec<Ring>,
+        solo: bool,
+    ) -> Result<Arc<EndLocal>, RosterFull> {
         ensure_fork_handlers();
         shmproc_shm::on_leave(leave_all_ends);
         shmproc_shm::watcher::on_round(check_sleeping_ends);
         state.hold()?;
-        let peer = end_index(&state).and_then(|me| {
+        let peer = end_index(&state).filter(|_| !solo).and_then(|me| {
             let off = (1 - me) * std::mem::size_of::<EndState>();
             SharedRef::new(Arc::clone(state.segment()), off).ok()
         });
@@ -158,6 +112,7 @@ impl EndLocal {
             rings,
             claimed: AtomicBool::new(true),
             peer,
+            solo,
             watch: Watch::default(),
         });
         with_registry(|r| {
@@ -178,6 +133,25 @@ impl EndLocal {
         state: SharedRef<EndState>,
         rings: Vec<Ring>,
     ) -> Result<Arc<EndLocal>, RosterFull> {
+        EndLocal::adopt_as(state, rings, false)
+    }
+
+    /// Takes hold of a queue received from another process, as [`adopt`](EndLocal::adopt).
+    ///
+    /// # Errors
+    /// [`RosterFull`] when the queue's holders are full.
+    pub fn adopt_solo(
+        state: SharedRef<EndState>,
+        rings: Vec<Ring>,
+    ) -> Result<Arc<EndLocal>, RosterFull> {
+        EndLocal::adopt_as(state, rings, true)
+    }
+
+    fn adopt_as(
+        state: SharedRef<EndState>,
+        rings: Vec<Ring>,
+        solo: bool,
+    ) -> Result<Arc<EndLocal>, RosterFull> {
         let key = end_key(&state);
         // Collected under the registry lock, compared (and dropped) after it: see
         // `with_registry`.
@@ -189,7 +163,7 @@ impl EndLocal {
                 local.claim()?;
                 Ok(local)
             }
-            None => EndLocal::hold(state, rings),
+            None => EndLocal::make(state, rings, solo),
         }
     }
 
@@ -218,24 +192,14 @@ impl EndLocal {
         Ok(())
     }
 
-    /// Whether the other end `peer` is gone for good (see the module docs). Checks liveness: only
-    /// for callers that have already waited a while.
-    pub fn peer_gone(peer: &EndState) -> Option<Stop> {
-        if peer.is_closed() {
-            return Some(Stop::Closed);
+    /// What a sleeper on this end should stop with, if anything: the peer end gone (pipes), or
+    /// every other process gone (queues).
+    pub fn gone(&self) -> Option<Stop> {
+        if self.solo {
+            self.state.abandoned()
+        } else {
+            self.peer.as_deref().and_then(EndState::gone_as_peer)
         }
-        // `inherited` and `transit` before `holders`: a process moves into `holders` before it
-        // leaves the other two, so reading in this order it cannot slip between them unseen.
-        if peer.inherited.has_live_member_besides_me()
-            || peer.in_transit()
-            || peer.holders.any_live_member()
-        {
-            return None;
-        }
-        if let Some(pid) = peer.holders.dead_member() {
-            return Some(Stop::PeerDied(pid));
-        }
-        (peer.ever_held.load(Ordering::Acquire) != 0).then_some(Stop::Closed)
     }
 }
 
@@ -284,11 +248,7 @@ pub(crate) fn check_sleeping_ends() -> bool {
     let mut any = false;
     for end in live.iter().filter(|e| e.watch.has_sleepers()) {
         any = true;
-        if end
-            .peer
-            .as_deref()
-            .is_some_and(|p| EndLocal::peer_gone(p).is_some())
-        {
+        if end.gone().is_some() {
             end.watch.raise();
             end.rings.iter().for_each(Ring::wake_all);
         }
@@ -404,7 +364,7 @@ extern "C" fn after_fork_child() {
     for (end, _) in take_forking() {
         // A full `inherited` leaves the child out: its copy then counts for nothing until its
         // first use, which joins `holders` (or fails, if those are full too).
-        let _ = end.state.inherited.join();
+        let _ = end.state.inherit();
         end.claimed.store(false, Ordering::Relaxed);
         end.state.acks.fetch_add(1, Ordering::AcqRel);
     }
@@ -430,38 +390,4 @@ fn ensure_fork_handlers() {
     shmproc_sync::process_identity();
     let registered = sys::at_fork(before_fork, after_fork_parent, after_fork_child).is_ok();
     HANDLERS.store(if registered { u32::MAX } else { 0 }, Ordering::Release);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn transit_slots_fill_up_free_by_guarantor_and_recycle_dead_ones() {
-        let state = EndState::default();
-        let me = shmproc_sync::process_identity();
-        let slots: Vec<usize> = (0..TRANSIT_SLOTS)
-            .map(|_| state.begin_transit(me).unwrap())
-            .collect();
-        assert!(state.in_transit());
-        assert_eq!(
-            state.begin_transit(me),
-            None,
-            "all taken by a live guarantor"
-        );
-        state.end_transit(slots[3], me ^ 1); // someone else's record: left alone
-        assert_eq!(state.begin_transit(me), None);
-        state.end_transit(slots[3], me);
-        assert_eq!(state.begin_transit(me), Some(slots[3]));
-        state.end_transit(TRANSIT_SLOTS + 5, me); // out of range: ignored
-                                                  // A slot whose guarantor is dead is reused when all are taken.
-        let dead = shmproc_sync::process_identity_of(u32::MAX >> 10);
-        state.end_transit(slots[0], me);
-        assert_eq!(state.begin_transit(dead), Some(slots[0]));
-        assert_eq!(state.begin_transit(me), Some(slots[0]));
-        for slot in slots {
-            state.end_transit(slot, me);
-        }
-        assert!(!state.in_transit());
-    }
 }

@@ -61,6 +61,7 @@ mod wait;
 mod watch;
 
 mod end;
+mod end_state;
 
 mod handover;
 mod layout;

@@ -52,7 +52,7 @@ impl Link {
 
     /// The ending to report once the other side is closed or found dead.
     fn peer_gone(&self) -> Option<Stop> {
-        EndLocal::peer_gone(&self.peer)
+        self.peer.gone_as_peer()
     }
 
     fn check_peer(&self) -> Result<(), Stop> {

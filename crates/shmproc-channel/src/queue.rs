@@ -7,20 +7,26 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use shmproc_shm::{Kind, Segment, SegmentError};
+use std::sync::Arc;
+
+use shmproc_shm::{Kind, Segment, SegmentError, SharedRef};
 
 use crate::codec;
+use crate::end::{EndLocal, EndState, Hold};
 use crate::error::{RecvError, SendError, Stop};
 use crate::layout::{self, SPIN_BUDGET};
 use crate::record;
 use crate::ring::{self, Deadline, Ring, WaitPolicy, HEADER};
 use crate::scratch::Landing;
+use crate::transfer;
 
 /// Pause between polls of a waiting queue side: long enough that a fast consumer lets a few
 /// records pile up and takes them without touching the producers' index line each time.
 const QUEUE_PAUSE: u32 = 64;
-/// Longest sleep of a blocked queue operation between re-checks (there is no peer to watch).
+/// Longest sleep of a timed queue operation between re-checks of who still holds the queue.
 const QUEUE_NAP: Duration = Duration::from_millis(100);
+/// Bytes of the membership state (who holds the queue) at the start of a queue segment.
+const MEMBERS: usize = std::mem::size_of::<EndState>();
 
 /// A process-shared FIFO queue of `T` (Python's `multiprocessing.Queue`), any number of
 /// producers and consumers in any processes. Messages are encoded with postcard into a ring of
@@ -47,6 +53,16 @@ const QUEUE_NAP: Duration = Duration::from_millis(100);
 /// # Endings and failures
 /// - [`close`](Queue::close) is global: producers get [`SendError::Disconnected`] at once;
 ///   consumers drain what is left, then get [`RecvError::Disconnected`]; blocked ones wake up.
+/// - **Left by everyone else.** A queue tracks the processes that hold a handle (created,
+///   opened, received, or inherited through `fork`; up to
+///   [`ROSTER_SLOTS`](shmproc_shm::ROSTER_SLOTS) live ones). A process *leaves* when its last
+///   handle drops, when it returns from a `Process::fork` closure or a spawned entry, or on
+///   `exit`. Once some other process has held the queue and every other one has left, a `get`
+///   on the empty queue returns [`RecvError::Disconnected`] (a full queue's `put`:
+///   [`SendError::Disconnected`]) instead of waiting forever — or
+///   [`RecvError::PeerDied`] if one of them died without leaving (SIGKILL). Noticed within
+///   about 10 ms for blocking calls, 100 ms for `_timeout` ones. A queue used by one process
+///   alone never ends this way (a named queue may be opened later).
 /// - A message that can never fit ([`max_message_len`](Queue::max_message_len)) is refused at
 ///   once with [`SendError::TooLarge`]; nothing is written.
 /// - Producers serialise on a robust lock and publish a record only once it is complete, so a
@@ -61,6 +77,8 @@ const QUEUE_NAP: Duration = Duration::from_millis(100);
 ///   [`RecvError::Corrupt`] / [`SendError::Corrupt`], never an access out of bounds.
 pub struct Queue<T> {
     ring: Ring,
+    /// This process's membership of the queue (shared by clones).
+    me: Arc<EndLocal>,
     policy: WaitPolicy,
     _msg: PhantomData<fn(T) -> T>,
 }
@@ -109,25 +127,32 @@ impl<T> Queue<T> {
     /// Any [`SegmentError`]: missing, another kind or message type, corrupt, …
     pub fn open(name: &str) -> Result<Self, SegmentError> {
         let seg = Segment::open_named(name, Kind::Queue, layout::message_type::<T>())?;
-        Queue::opened(seg)
+        Queue::opened(seg, EndLocal::hold_solo)
     }
 
     /// A queue over an opened (validated) segment; its ring fills the payload.
-    fn opened(seg: Segment) -> Result<Self, SegmentError> {
-        let cap = seg.payload_len().saturating_sub(ring::footprint(0)) as u64;
-        Queue::from_segment(std::sync::Arc::new(seg), cap)
+    fn opened(seg: Segment, hold: Hold) -> Result<Self, SegmentError> {
+        let cap = seg
+            .payload_len()
+            .saturating_sub(MEMBERS + ring::footprint(0)) as u64;
+        Queue::from_segment(Arc::new(seg), cap, hold)
     }
 
     fn make(name: Option<&str>, bytes: usize) -> Result<Self, SegmentError> {
         let cap = layout::ring_capacity(bytes)?;
         let elem = layout::message_type::<T>();
-        let seg = layout::create_segment(name, Kind::Queue, elem, ring::footprint(cap))?;
-        Queue::from_segment(seg, cap)
+        let len = MEMBERS + ring::footprint(cap);
+        let seg = layout::create_segment(name, Kind::Queue, elem, len)?;
+        Queue::from_segment(seg, cap, EndLocal::hold_solo)
     }
 
-    fn from_segment(seg: std::sync::Arc<Segment>, cap: u64) -> Result<Self, SegmentError> {
+    fn from_segment(seg: Arc<Segment>, cap: u64, hold: Hold) -> Result<Self, SegmentError> {
+        let ring = Ring::new(Arc::clone(&seg), MEMBERS, cap)?;
+        let state: SharedRef<EndState> = SharedRef::new(seg, 0)?;
+        let me = hold(state, vec![ring.clone()]).map_err(SegmentError::TooManyProcesses)?;
         Ok(Queue {
-            ring: Ring::new(seg, 0, cap)?,
+            ring,
+            me,
             policy: layout::policy(SPIN_BUDGET / QUEUE_PAUSE, QUEUE_PAUSE, QUEUE_NAP),
             _msg: PhantomData,
         })
@@ -241,15 +266,15 @@ impl<T> Queue<T> {
     }
 
     fn put_raw(&self, bytes: &[u8], deadline: Deadline) -> Result<(), Stop> {
-        record::put(&self.ring, self.policy, bytes, deadline)
+        record::put(&self.ring, Some(&self.me), self.policy, bytes, deadline)
     }
 
     fn get_into(&self, deadline: Deadline, out: &mut Vec<u8>) -> Result<(), Stop> {
-        record::take_into_vec(&self.ring, self.policy, deadline, out)
+        record::take_into_vec(&self.ring, Some(&self.me), self.policy, deadline, out)
     }
 
     fn get_landed(&self, deadline: Deadline, out: &mut Landing) -> Result<(), Stop> {
-        record::take_into_landing(&self.ring, self.policy, deadline, out)
+        record::take_into_landing(&self.ring, Some(&self.me), self.policy, deadline, out)
     }
 }
 
@@ -313,6 +338,7 @@ impl<T> Clone for Queue<T> {
     fn clone(&self) -> Self {
         Queue {
             ring: self.ring.clone(),
+            me: Arc::clone(&self.me),
             policy: self.policy,
             _msg: PhantomData,
         }
@@ -336,15 +362,18 @@ impl<T> fmt::Debug for Queue<T> {
 /// track, so the received handle is simply another handle to the same ring.
 impl<T> Serialize for Queue<T> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.ring.segment().serialize_handle(serializer)
+        transfer::serialize_queue(self.me.state(), serializer)
     }
 }
 
 impl<'de, T> serde::Deserialize<'de> for Queue<T> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let seg =
-            Segment::deserialize_handle(deserializer, Kind::Queue, layout::message_type::<T>())?;
-        Queue::opened(seg).map_err(serde::de::Error::custom)
+        let received = transfer::deserialize_queue::<T, D>(deserializer)?;
+        // Hold first, then end the hand-over: the queue is never unheld in between.
+        let q = Queue::opened(received.seg, EndLocal::adopt_solo)
+            .map_err(serde::de::Error::custom)?;
+        q.me.state().end_transit(received.slot, received.guarantor);
+        Ok(q)
     }
 }
 

@@ -4,18 +4,24 @@
 
 use std::sync::atomic::Ordering;
 
+use crate::end::EndLocal;
 use crate::error::Stop;
 use crate::ring::{Deadline, Event, Ring, Sink, WaitPolicy, HEADER};
 use crate::scratch::Landing;
 
 /// Appends `bytes` as one record under the producer lock, waiting (as `policy` and `deadline`
-/// say) while the ring is full.
+/// say) while the ring is full. `member`: this process's membership of the queue (a blocked
+/// put ends once every other process has left it).
 pub(crate) fn put(
     ring: &Ring,
+    member: Option<&EndLocal>,
     policy: WaitPolicy,
     bytes: &[u8],
     deadline: Deadline,
 ) -> Result<(), Stop> {
+    if let Some(m) = member {
+        m.claim()?;
+    }
     let need = HEADER + bytes.len() as u64;
     if need > ring.capacity() {
         return Err(Stop::TooLarge {
@@ -54,40 +60,50 @@ pub(crate) fn put(
                 return Ok(());
             }
         }
-        let ready = || Ok(is_closed(ring) || ring.free_hint() >= need);
-        ring.wait_for(Event::Space, policy, deadline, None, ready, || Ok(()))?;
+        let ready = || is_closed(ring) || ring.free_hint() >= need;
+        let watch = member.map(|m| &m.watch);
+        ring.wait_for(Event::Space, policy, deadline, watch, || Ok(ready()), || {
+            ending(member, ready)
+        })?;
     }
 }
 
 /// [`take`] into a vector (`get_bytes`).
 pub(crate) fn take_into_vec(
     ring: &Ring,
+    member: Option<&EndLocal>,
     policy: WaitPolicy,
     deadline: Deadline,
     out: &mut Vec<u8>,
 ) -> Result<(), Stop> {
-    take(ring, policy, deadline, out)
+    take(ring, member, policy, deadline, out)
 }
 
 /// [`take`] onto the stack when small (typed `get`).
 pub(crate) fn take_into_landing(
     ring: &Ring,
+    member: Option<&EndLocal>,
     policy: WaitPolicy,
     deadline: Deadline,
     out: &mut Landing,
 ) -> Result<(), Stop> {
-    take(ring, policy, deadline, out)
+    take(ring, member, policy, deadline, out)
 }
 
 /// Takes the oldest record into `out` under the consumer lock, waiting while the ring is
-/// empty; `Closed` once the queue is closed and drained.
+/// empty; `Closed` once the queue is closed and drained, or empty and left by every other
+/// process.
 #[inline(always)]
 fn take(
     ring: &Ring,
+    member: Option<&EndLocal>,
     policy: WaitPolicy,
     deadline: Deadline,
     out: &mut impl Sink,
 ) -> Result<(), Stop> {
+    if let Some(m) = member {
+        m.claim()?;
+    }
     let ctl = ring.ctl();
     loop {
         {
@@ -120,8 +136,22 @@ fn take(
                 return Err(Stop::Closed);
             }
         }
-        let ready = || Ok(is_closed(ring) || ring.len_hint() > 0);
-        ring.wait_for(Event::Data, policy, deadline, None, ready, || Ok(()))?;
+        let ready = || is_closed(ring) || ring.len_hint() > 0;
+        let watch = member.map(|m| &m.watch);
+        ring.wait_for(Event::Data, policy, deadline, watch, || Ok(ready()), || {
+            ending(member, ready)
+        })?;
+    }
+}
+
+/// After a nap: the queue's ending if every other process has left it (`Closed`) or died
+/// (`PeerDied`) — unless what we wait for arrived meanwhile (a producer that put its last
+/// record, then left).
+#[cold]
+fn ending(member: Option<&EndLocal>, ready: impl Fn() -> bool) -> Result<(), Stop> {
+    match member.and_then(EndLocal::gone) {
+        Some(stop) if !ready() => Err(stop),
+        _ => Ok(()),
     }
 }
 
@@ -164,7 +194,7 @@ mod tests {
             // A consumer asleep (untimed) on the empty ring.
             let consumer = s.spawn(|| {
                 let mut out = Vec::new();
-                take_into_vec(&ring, policy, Deadline::Never, &mut out).map(|()| out)
+                take_into_vec(&ring, None, policy, Deadline::Never, &mut out).map(|()| out)
             });
             std::thread::sleep(Duration::from_millis(200));
             // A producer fills the ring with one record, publishes it without waking anyone and
@@ -180,7 +210,7 @@ mod tests {
             .join()
             .unwrap();
             // The next producer finds the ring full: only the consumer can make room.
-            let put = put(&ring, policy, &[1], Deadline::after(Duration::from_secs(5)));
+            let put = put(&ring, None, policy, &[1], Deadline::after(Duration::from_secs(5)));
             ring.wake_all(); // if the put timed out: let the consumer finish, then fail
             let taken = consumer.join().unwrap().unwrap();
             assert!(put.is_ok(), "{put:?}");
@@ -192,10 +222,10 @@ mod tests {
     fn a_consumer_dead_between_freeing_and_waking_does_not_strand_producers() {
         let (ring, policy) = ring();
         let big = vec![7; (ring.capacity() - HEADER) as usize];
-        put(&ring, policy, &big, Deadline::Now).unwrap();
+        put(&ring, None, policy, &big, Deadline::Now).unwrap();
         std::thread::scope(|s| {
             // A producer asleep (untimed) on the full ring.
-            let producer = s.spawn(|| put(&ring, policy, &[1], Deadline::Never));
+            let producer = s.spawn(|| put(&ring, None, policy, &[1], Deadline::Never));
             std::thread::sleep(Duration::from_millis(200));
             // A consumer takes the record, frees its space without waking anyone and dies
             // holding the consumer lock.
@@ -213,6 +243,7 @@ mod tests {
             let mut out = Vec::new();
             let took = take_into_vec(
                 &ring,
+                None,
                 policy,
                 Deadline::after(Duration::from_secs(5)),
                 &mut out,

@@ -36,9 +36,9 @@ use std::marker::PhantomData;
 use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
 use serde::ser::{self, SerializeTuple};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use shmproc_shm::{Kind, Segment};
+use shmproc_shm::{Kind, Segment, SharedRef};
 
-use crate::end::{end_index, EndLocal, TRANSIT_SLOTS};
+use crate::end::{end_index, EndLocal, EndState, TRANSIT_SLOTS};
 use crate::handover;
 use crate::layout;
 use crate::link::Link;
@@ -116,23 +116,81 @@ pub(crate) fn serialize_end<S: Serializer>(
     let mut tuple = serializer.serialize_tuple(5)?;
     // The segment first: an anonymous one outside spawn/Pool fails here, before any record.
     tuple.serialize_element(&SegmentHandle(state.segment()))?;
+    let (slot, guarantor) = begin_handover(state, me).map_err(ser::Error::custom)?;
+    tuple.serialize_element(&(role as u8))?;
+    tuple.serialize_element(&(me as u8))?;
+    tuple.serialize_element(&(slot as u8))?;
+    tuple.serialize_element(&guarantor)?;
+    tuple.end()
+}
+
+/// Records a hand-over of end `me` (0 for a queue) of `state`: the slot and its guarantor.
+fn begin_handover(state: &SharedRef<EndState>, me: usize) -> Result<(usize, u64), String> {
     // Vouched for by the recipient when known (it can only die, not forget), else by us.
     let guarantor = shmproc_shm::transfer_recipient().map_or_else(
         shmproc_sync::process_identity,
         shmproc_sync::process_identity_of,
     );
     let slot = state.begin_transit(guarantor).ok_or_else(|| {
-        ser::Error::custom(format!(
-            "{TRANSIT_SLOTS} hand-overs of this pipe end are already in progress; let their \
-             receivers deserialize them first"
-        ))
+        format!(
+            "{TRANSIT_SLOTS} hand-overs of this pipe end or queue are already in progress; let \
+             their receivers deserialize them first"
+        )
     })?;
     handover::remember(state.segment(), me, slot, guarantor);
-    tuple.serialize_element(&(role as u8))?;
-    tuple.serialize_element(&(me as u8))?;
+    Ok((slot, guarantor))
+}
+
+/// Serializes a queue handle as `(segment, slot, guarantor)`, recording the hand-over (a queue
+/// is an end of its own: see `crate::end`).
+pub(crate) fn serialize_queue<S: Serializer>(
+    state: &SharedRef<EndState>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let mut tuple = serializer.serialize_tuple(3)?;
+    tuple.serialize_element(&SegmentHandle(state.segment()))?;
+    let (slot, guarantor) = begin_handover(state, 0).map_err(ser::Error::custom)?;
     tuple.serialize_element(&(slot as u8))?;
     tuple.serialize_element(&guarantor)?;
     tuple.end()
+}
+
+/// A received queue handle: its segment and hand-over record. The caller takes hold of the
+/// queue, then calls [`EndState::end_transit`] with them.
+pub(crate) struct ReceivedQueue {
+    pub seg: Segment,
+    pub slot: usize,
+    pub guarantor: u64,
+}
+
+/// Reads what [`serialize_queue`] wrote, for messages of type `T`.
+pub(crate) fn deserialize_queue<'de, T, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<ReceivedQueue, D::Error> {
+    deserializer.deserialize_tuple(3, QueueVisitor::<T>(PhantomData))
+}
+
+struct QueueVisitor<T>(PhantomData<fn(T) -> T>);
+
+impl<'de, T> Visitor<'de> for QueueVisitor<T> {
+    type Value = ReceivedQueue;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a serialized queue")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ReceivedQueue, A::Error> {
+        let seg = seq
+            .next_element_seed(SegmentSeed::<T>(Kind::Queue, PhantomData))?
+            .ok_or_else(|| de::Error::invalid_length(0, &self))?;
+        let slot = usize::from(next::<_, u8>(&mut seq, 1)?);
+        let guarantor: u64 = next(&mut seq, 2)?;
+        Ok(ReceivedQueue {
+            seg,
+            slot,
+            guarantor,
+        })
+    }
 }
 
 /// Deserializes an end serialized as a `role` for messages of type `T`, taking hold of it in
@@ -155,19 +213,19 @@ struct EndVisitor<T> {
     _msg: PhantomData<fn(T) -> T>,
 }
 
-/// Reads the segment element with the pipe's kind and message type.
-struct SegmentSeed<T>(PhantomData<fn(T) -> T>);
+/// Reads the segment element with the given kind and the message type.
+struct SegmentSeed<T>(Kind, PhantomData<fn(T) -> T>);
 
 impl<'de, T> DeserializeSeed<'de> for SegmentSeed<T> {
     type Value = Segment;
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Segment, D::Error> {
-        Segment::deserialize_handle(deserializer, Kind::Pipe, layout::message_type::<T>())
+        Segment::deserialize_handle(deserializer, self.0, layout::message_type::<T>())
     }
 }
 
 fn next<'de, A: SeqAccess<'de>, V: Deserialize<'de>>(seq: &mut A, i: usize) -> Result<V, A::Error> {
     seq.next_element()?
-        .ok_or_else(|| de::Error::invalid_length(i, &"a pipe end"))
+        .ok_or_else(|| de::Error::invalid_length(i, &"a pipe end or queue"))
 }
 
 impl<'de, T> Visitor<'de> for EndVisitor<T> {
@@ -179,7 +237,7 @@ impl<'de, T> Visitor<'de> for EndVisitor<T> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Link, A::Error> {
         let seg = seq
-            .next_element_seed(SegmentSeed::<T>(PhantomData))?
+            .next_element_seed(SegmentSeed::<T>(Kind::Pipe, PhantomData))?
             .ok_or_else(|| de::Error::invalid_length(0, &self))?;
         let role: u8 = next(&mut seq, 1)?;
         let me = usize::from(next::<_, u8>(&mut seq, 2)?);

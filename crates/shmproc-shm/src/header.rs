@@ -8,7 +8,7 @@ use crate::Shareable;
 /// First bytes of every segment.
 pub(crate) const MAGIC: [u8; 8] = *b"SHMPROC\0";
 /// Layout version; bumped whenever any shared layout changes.
-pub(crate) const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 2; // 2: rosters of 1,024 identities, token-based lock words, counted Event
 /// Value of the ready word once the creator has initialised everything.
 pub(crate) const READY: u32 = 0x5245_4459;
 /// Header flag: do not unlink on drop and do not remove in `clean`.

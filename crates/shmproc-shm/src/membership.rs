@@ -111,7 +111,7 @@ impl Seat {
         if self.joined.load(Ordering::Relaxed) == me {
             return Ok(());
         }
-        self.roster.join()?;
+        let _newly = self.roster.join()?;
         self.joined.store(me, Ordering::Relaxed);
         Ok(())
     }

@@ -21,8 +21,8 @@ pub const ROSTER_SLOTS: usize = 1024;
 /// ```
 /// use shmproc_shm::Roster;
 /// let roster = Roster::default();
-/// roster.join()?;                    // this process is a member now
-/// roster.join()?;                    // joining twice is harmless
+/// assert!(roster.join()?);           // this process is a member now
+/// assert!(!roster.join()?);          // joining twice is harmless
 /// assert_eq!(roster.live_members(), 1);
 /// assert_eq!(roster.dead_member(), None);
 /// roster.leave();
@@ -71,14 +71,15 @@ impl fmt::Display for RosterFull {
 impl std::error::Error for RosterFull {}
 
 impl Roster {
-    /// Adds the calling process (once). A full roster first forgets members that died.
+    /// Adds the calling process (once); whether it was not a member before. A full roster
+    /// first forgets members that died.
     ///
     /// # Errors
     /// [`RosterFull`] if [`ROSTER_SLOTS`] live processes are members already.
-    pub fn join(&self) -> Result<(), RosterFull> {
+    pub fn join(&self) -> Result<bool, RosterFull> {
         let me = current_identity();
         if self.contains(me) {
-            return Ok(());
+            return Ok(false);
         }
         let take = || {
             self.slots.iter().any(|slot| {
@@ -87,7 +88,7 @@ impl Roster {
             })
         };
         if take() || (self.purge_dead() > 0 && take()) {
-            Ok(())
+            Ok(true)
         } else {
             Err(RosterFull)
         }
