@@ -76,10 +76,7 @@ impl EndLocal {
     ///
     /// # Errors
     /// [`RosterFull`] when the end's holders are full.
-    pub fn hold(
-        state: SharedRef<EndState>,
-        rings: Vec<Ring>,
-    ) -> Result<Arc<EndLocal>, RosterFull> {
+    pub fn hold(state: SharedRef<EndState>, rings: Vec<Ring>) -> Result<Arc<EndLocal>, RosterFull> {
         EndLocal::make(state, rings, false)
     }
 

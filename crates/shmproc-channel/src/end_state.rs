@@ -24,8 +24,10 @@ pub(crate) struct EndState {
     ever_held: AtomicU32,
     /// Bumped by every forked child once it has joined `inherited`.
     pub(crate) acks: AtomicU32,
-    /// Joins that added a process to `holders` or `inherited` (wrapping): a queue knows from
-    /// it whether any process besides its first ever took part.
+    /// Joins that added a process to `holders` (wrapping): a queue knows from it whether any
+    /// process besides its first ever used it. Inheriting a copy through `fork` does not
+    /// count: a child forked for something else, which never touches the queue, must not turn
+    /// its exit into an ending.
     joins: AtomicU32,
     /// Hand-overs in progress (see `crate::transfer`): each non-zero slot is the identity of
     /// the process vouching for one; the end counts as held while that process lives.
@@ -53,10 +55,7 @@ impl EndState {
     }
 
     pub(crate) fn inherit(&self) -> Result<(), RosterFull> {
-        if self.inherited.join()? {
-            self.joins.fetch_add(1, Ordering::AcqRel);
-        }
-        Ok(())
+        self.inherited.join().map(drop)
     }
 
     /// Records a hand-over vouched for by process identity `guarantor`; the slot index, `None`
@@ -127,7 +126,12 @@ impl EndState {
         {
             return None;
         }
-        Some(state.holders.dead_member().map_or(Stop::Closed, Stop::PeerDied))
+        Some(
+            state
+                .holders
+                .dead_member()
+                .map_or(Stop::Closed, Stop::PeerDied),
+        )
     }
 }
 

@@ -370,8 +370,8 @@ impl<'de, T> serde::Deserialize<'de> for Queue<T> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let received = transfer::deserialize_queue::<T, D>(deserializer)?;
         // Hold first, then end the hand-over: the queue is never unheld in between.
-        let q = Queue::opened(received.seg, EndLocal::adopt_solo)
-            .map_err(serde::de::Error::custom)?;
+        let q =
+            Queue::opened(received.seg, EndLocal::adopt_solo).map_err(serde::de::Error::custom)?;
         q.me.state().end_transit(received.slot, received.guarantor);
         Ok(q)
     }

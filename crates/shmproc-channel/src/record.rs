@@ -62,9 +62,14 @@ pub(crate) fn put(
         }
         let ready = || is_closed(ring) || ring.free_hint() >= need;
         let watch = member.map(|m| &m.watch);
-        ring.wait_for(Event::Space, policy, deadline, watch, || Ok(ready()), || {
-            ending(member, ready)
-        })?;
+        ring.wait_for(
+            Event::Space,
+            policy,
+            deadline,
+            watch,
+            || Ok(ready()),
+            || ending(member, ready),
+        )?;
     }
 }
 
@@ -138,9 +143,14 @@ fn take(
         }
         let ready = || is_closed(ring) || ring.len_hint() > 0;
         let watch = member.map(|m| &m.watch);
-        ring.wait_for(Event::Data, policy, deadline, watch, || Ok(ready()), || {
-            ending(member, ready)
-        })?;
+        ring.wait_for(
+            Event::Data,
+            policy,
+            deadline,
+            watch,
+            || Ok(ready()),
+            || ending(member, ready),
+        )?;
     }
 }
 
@@ -210,7 +220,13 @@ mod tests {
             .join()
             .unwrap();
             // The next producer finds the ring full: only the consumer can make room.
-            let put = put(&ring, None, policy, &[1], Deadline::after(Duration::from_secs(5)));
+            let put = put(
+                &ring,
+                None,
+                policy,
+                &[1],
+                Deadline::after(Duration::from_secs(5)),
+            );
             ring.wake_all(); // if the put timed out: let the consumer finish, then fail
             let taken = consumer.join().unwrap().unwrap();
             assert!(put.is_ok(), "{put:?}");
