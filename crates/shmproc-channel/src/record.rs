@@ -61,15 +61,7 @@ pub(crate) fn put(
             }
         }
         let ready = || is_closed(ring) || ring.free_hint() >= need;
-        let watch = member.map(|m| &m.watch);
-        ring.wait_for(
-            Event::Space,
-            policy,
-            deadline,
-            watch,
-            || Ok(ready()),
-            || ending(member, ready),
-        )?;
+        wait(ring, member, Event::Space, policy, deadline, ready)?;
     }
 }
 
@@ -142,27 +134,27 @@ fn take(
             }
         }
         let ready = || is_closed(ring) || ring.len_hint() > 0;
-        let watch = member.map(|m| &m.watch);
-        ring.wait_for(
-            Event::Data,
-            policy,
-            deadline,
-            watch,
-            || Ok(ready()),
-            || ending(member, ready),
-        )?;
+        wait(ring, member, Event::Data, policy, deadline, ready)?;
     }
 }
 
-/// After a nap: the queue's ending if every other process has left it (`Closed`) or died
-/// (`PeerDied`) — unless what we wait for arrived meanwhile (a producer that put its last
-/// record, then left).
-#[cold]
-fn ending(member: Option<&EndLocal>, ready: impl Fn() -> bool) -> Result<(), Stop> {
-    match member.and_then(EndLocal::gone) {
+/// Waits on `ring` for `event` until `ready`. After each nap (or watcher alarm) it looks for
+/// the queue's ending: every other member process left (`Closed`) or died (`PeerDied`) —
+/// unless what we wait for arrived meanwhile (a producer that put its last record, then left).
+fn wait(
+    ring: &Ring,
+    member: Option<&EndLocal>,
+    event: Event,
+    policy: WaitPolicy,
+    deadline: Deadline,
+    ready: impl Fn() -> bool,
+) -> Result<(), Stop> {
+    let ending = || match member.and_then(EndLocal::gone) {
         Some(stop) if !ready() => Err(stop),
         _ => Ok(()),
-    }
+    };
+    let watch = member.map(|m| &m.watch);
+    ring.wait_for(event, policy, deadline, watch, || Ok(ready()), ending)
 }
 
 /// Whether the queue on `ring` was closed.

@@ -25,6 +25,7 @@
 mod catalog;
 mod error;
 mod header;
+mod hooks;
 pub mod liveness;
 mod membership;
 mod roster;

@@ -12,14 +12,14 @@
 //! Locks are not memberships: a lock still held at exit is reported to its next acquirer as
 //! owner-died, whichever way the process ended.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
+use crate::hooks::Hooks;
 use crate::liveness::current_identity;
 use crate::{Roster, RosterFull, SharedRef};
 
-const MAX_HOOKS: usize = 16;
-static HOOKS: [AtomicUsize; MAX_HOOKS] = [const { AtomicUsize::new(0) }; MAX_HOOKS];
+static HOOKS: Hooks<16> = Hooks::new();
 /// 1 once the `atexit` handler is registered.
 static AT_EXIT: AtomicU32 = AtomicU32::new(0);
 
@@ -30,15 +30,7 @@ pub fn on_leave(hook: fn()) {
         // Unsupported targets only: leaving at `exit` is then up to the handles' `Drop`s.
         let _ = crate::sys::at_exit(leave_all_at_exit);
     }
-    let addr = hook as usize;
-    for slot in &HOOKS {
-        match slot.compare_exchange(0, addr, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => return,
-            Err(existing) if existing == addr => return,
-            Err(_) => {}
-        }
-    }
-    debug_assert!(false, "more than {MAX_HOOKS} leave hooks");
+    HOOKS.add(hook as usize);
 }
 
 extern "C" fn leave_all_at_exit() {
@@ -48,13 +40,10 @@ extern "C" fn leave_all_at_exit() {
 /// Leaves every shared object this process is a member of, without running any other
 /// destructor: what a fork child or a spawned worker calls right before `_exit`.
 pub fn leave_all() {
-    for slot in &HOOKS {
-        let addr = slot.load(Ordering::Acquire);
-        if addr != 0 {
-            // SAFETY: only `on_leave` stores non-zero values, and it stores `fn()` pointers.
-            let hook: fn() = unsafe { std::mem::transmute::<usize, fn()>(addr) };
-            hook();
-        }
+    for addr in HOOKS.each() {
+        // SAFETY: only `on_leave` adds to HOOKS, and it adds `fn()` pointers.
+        let hook: fn() = unsafe { std::mem::transmute::<usize, fn()>(addr) };
+        hook();
     }
 }
 

@@ -21,6 +21,7 @@ use std::io;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::hooks::Hooks;
 use crate::liveness::current_identity;
 use crate::sys::{self, WaitOutcome};
 
@@ -145,20 +146,11 @@ pub fn sleep_watched(
 
 /// Functions run on every watcher round; each says whether it has something to watch (which
 /// keeps the watcher from parking).
-const MAX_HOOKS: usize = 8;
-static HOOKS: [AtomicUsize; MAX_HOOKS] = [const { AtomicUsize::new(0) }; MAX_HOOKS];
+static HOOKS: Hooks<8> = Hooks::new();
 
 /// Registers `hook` to run on every watcher round (once, however often registered).
 pub fn on_round(hook: fn() -> bool) {
-    let addr = hook as usize;
-    for slot in &HOOKS {
-        match slot.compare_exchange(0, addr, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => return,
-            Err(existing) if existing == addr => return,
-            Err(_) => {}
-        }
-    }
-    debug_assert!(false, "more than {MAX_HOOKS} watcher hooks");
+    HOOKS.add(hook as usize);
 }
 
 /// Wakes the sleepers that someone forgot to wake; whether anyone sleeps.
@@ -204,13 +196,10 @@ fn check_board() -> bool {
 
 fn round() -> bool {
     let mut any = check_board();
-    for slot in &HOOKS {
-        let addr = slot.load(Ordering::Acquire);
-        if addr != 0 {
-            // SAFETY: only `on_round` stores non-zero values, and it stores `fn() -> bool`s.
-            let hook: fn() -> bool = unsafe { std::mem::transmute::<usize, fn() -> bool>(addr) };
-            any |= hook();
-        }
+    for addr in HOOKS.each() {
+        // SAFETY: only `on_round` adds to HOOKS, and it adds `fn() -> bool` pointers.
+        let hook: fn() -> bool = unsafe { std::mem::transmute::<usize, fn() -> bool>(addr) };
+        any |= hook();
     }
     any
 }
