@@ -1,6 +1,8 @@
 //! Helpers shared by the multi-process integration tests.
 #![allow(dead_code)]
 
+pub mod blocking;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
