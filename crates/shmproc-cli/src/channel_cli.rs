@@ -282,13 +282,13 @@ fn goals(rows: &[Throughput], lat: &[Latency]) -> Vec<(String, String, bool)> {
         let ratio = sleep.median.as_secs_f64() / futex.median.as_secs_f64();
         let nap_ratio = sleep.median.as_secs_f64() / napping.median.as_secs_f64();
         goals.push((
-            format!("Pipe round trip, sleeping, {place} <= 1.15x raw futex"),
+            format!("Pipe round trip, sleeping, {place} <= 1.05x raw futex"),
             format!(
                 "{ratio:.2}x ({:.2} vs {:.2} us; {nap_ratio:.2}x a futex ping-pong with 10 ms naps)",
                 us(sleep.median),
                 us(futex.median)
             ),
-            ratio <= 1.15,
+            ratio <= 1.05,
         ));
     }
     goals
