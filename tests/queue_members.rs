@@ -6,10 +6,18 @@ mod common;
 use std::collections::HashSet;
 use std::time::Duration;
 
+use common::blocking::{block_in_thread, WATCHDOG};
 use common::{assert_killed, die_now};
 use shmproc::{Process, Queue, RecvError};
 
-const WATCHDOG: Duration = Duration::from_secs(20);
+/// An untimed `get` on a clone of `q`, in a thread under the watchdog (a hang fails the test).
+fn in_thread<T>(q: &Queue<T>) -> Result<T, RecvError>
+where
+    T: serde::de::DeserializeOwned + Send + 'static,
+{
+    let q = q.clone();
+    block_in_thread(move || q.get()).result("an untimed get")
+}
 
 #[test]
 fn hundred_forked_holders_every_message_counted_then_disconnected_after_all_left() {
@@ -29,16 +37,19 @@ fn hundred_forked_holders_every_message_counted_then_disconnected_after_all_left
         .collect();
     let mut seen = HashSet::new();
     while (seen.len() as u64) < CHILDREN * EACH {
-        // A blocking get: an ending here, while children still hold the queue, fails the test.
-        let n = q.get().expect("no ending while a holder lives");
+        // An ending here, while children still hold the queue, fails the test.
+        let n = q
+            .get_timeout(WATCHDOG)
+            .expect("no ending while a holder lives");
         assert!(n < CHILDREN * EACH, "unknown message {n}");
         assert!(seen.insert(n), "message {n} delivered twice");
     }
     for child in &children {
         assert!(child.join().unwrap().success());
     }
-    // Every child left (returned from its closure): an empty queue is now an ending.
-    assert!(matches!(q.get(), Err(RecvError::Disconnected)));
+    // Every child left (returned from its closure): an empty queue is now an ending, for a
+    // blocking get (watched sleep) and a timed one (naps) alike.
+    assert!(matches!(in_thread(&q), Err(RecvError::Disconnected)));
     assert!(matches!(
         q.get_timeout(WATCHDOG),
         Err(RecvError::Disconnected)
@@ -54,8 +65,8 @@ fn a_holder_killed_without_leaving_is_reported_after_its_messages() {
         die_now();
     })
     .unwrap();
-    assert_eq!(q.get().unwrap(), "last words");
-    assert!(matches!(q.get(), Err(RecvError::PeerDied { pid }) if pid == child.pid()));
+    assert_eq!(q.get_timeout(WATCHDOG).unwrap(), "last words");
+    assert!(matches!(in_thread(&q), Err(RecvError::PeerDied { pid }) if pid == child.pid()));
     assert_killed(child.join().unwrap());
 }
 
@@ -84,7 +95,7 @@ fn a_holder_that_has_not_put_yet_keeps_the_queue_open() {
         Err(RecvError::Timeout)
     ));
     go.set().unwrap();
-    assert_eq!(q.get().unwrap(), 7);
+    assert_eq!(q.get_timeout(WATCHDOG).unwrap(), 7);
     assert!(child.join().unwrap().success());
-    assert!(matches!(q.get(), Err(RecvError::Disconnected)));
+    assert!(matches!(in_thread(&q), Err(RecvError::Disconnected)));
 }

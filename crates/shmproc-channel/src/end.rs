@@ -371,20 +371,10 @@ extern "C" fn after_fork_child() {
 static HANDLERS: AtomicU32 = AtomicU32::new(0);
 
 fn ensure_fork_handlers() {
-    let state = HANDLERS.load(Ordering::Acquire);
-    let pid = sys::getpid();
-    if state == u32::MAX || state == pid {
-        return;
-    }
-    if HANDLERS
-        .compare_exchange(state, pid, Ordering::AcqRel, Ordering::Acquire)
-        .is_err()
-    {
-        return;
-    }
     // The identity cache's own fork handler must run before ours in a child (handlers run in
     // registration order), so that joining there records the child, not the parent.
     shmproc_sync::process_identity();
-    let registered = sys::at_fork(before_fork, after_fork_parent, after_fork_child).is_ok();
-    HANDLERS.store(if registered { u32::MAX } else { 0 }, Ordering::Release);
+    shmproc_shm::register_once(&HANDLERS, || {
+        sys::at_fork(before_fork, after_fork_parent, after_fork_child).is_ok()
+    });
 }

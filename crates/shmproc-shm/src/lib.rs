@@ -39,6 +39,7 @@ pub mod watcher;
 pub use catalog::{clean, inspect, list, remove, HeaderSummary, SegmentInfo};
 pub use error::SegmentError;
 pub use header::{Kind, TypeInfo, PAYLOAD_OFFSET};
+pub use hooks::register_once;
 pub use membership::{leave_all, on_leave, Seat};
 pub use roster::{Roster, RosterFull, ROSTER_SLOTS};
 pub use segment::{validate_name, Segment, Spec, NAME_PREFIX};

@@ -57,7 +57,7 @@ static TOKEN: AtomicU32 = AtomicU32::new(0);
 static IDENTITY: AtomicU64 = AtomicU64::new(0);
 /// The descriptor holding this process's slot lock, -1 if none.
 static FD: AtomicI32 = AtomicI32::new(-1);
-/// 0: fork handler not registered, 1: registered.
+/// Whether the fork handler is registered (see [`crate::register_once`]).
 static FORK_HOOK: AtomicU32 = AtomicU32::new(0);
 
 fn file_name() -> String {
@@ -150,9 +150,17 @@ pub fn current_token() -> u32 {
     take_slot()
 }
 
+/// Registers the fork handler (waiting for another thread that is doing so). Nobody gets a
+/// token before it exists: every other fork handler of shmproc takes a token first, so this
+/// one is registered before them and runs first in a child (handlers run in registration
+/// order) — they must see the child's identity, not the parent's.
+fn fork_hook_registered() -> bool {
+    crate::hooks::register_once(&FORK_HOOK, || sys::at_fork_child(after_fork_child).is_ok())
+}
+
 #[cold]
 fn take_slot() -> u32 {
-    if FORK_HOOK.swap(1, Ordering::AcqRel) == 0 && sys::at_fork_child(after_fork_child).is_err() {
+    if !fork_hook_registered() {
         // Cannot learn about forks (unsupported targets only): stay untracked.
         return untracked();
     }

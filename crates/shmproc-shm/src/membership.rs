@@ -131,21 +131,11 @@ extern "C" fn seats_after_fork() {
 }
 
 fn ensure_seats_fork_handlers() {
-    // 0: not registered, 1: being registered, 2: registered. Nobody takes the lock before the
-    // handlers exist, so no fork can copy it held.
-    loop {
-        match SEATS_FORK.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => {
-                // Unsupported targets only: a child forked while another thread holds the lock
-                // then never takes it (bounded in `leave_seats`, see there).
-                let _ = crate::sys::at_fork(seats_before_fork, seats_after_fork, seats_after_fork);
-                SEATS_FORK.store(2, Ordering::Release);
-                return;
-            }
-            Err(2) => return,
-            Err(_) => std::thread::yield_now(),
-        }
-    }
+    // Unsupported targets only fail: a child forked while another thread holds the lock then
+    // never takes it (bounded in `leave_seats`, see there).
+    crate::register_once(&SEATS_FORK, || {
+        crate::sys::at_fork(seats_before_fork, seats_after_fork, seats_after_fork).is_ok()
+    });
 }
 
 impl Seat {

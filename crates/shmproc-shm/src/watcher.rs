@@ -230,8 +230,7 @@ pub fn ensure_watcher() -> bool {
     if OWNER.load(Ordering::Acquire) == me {
         return true;
     }
-    if FORK_HOOK.swap(1, Ordering::AcqRel) == 0 && sys::at_fork_child(after_fork_child).is_err() {
-        FORK_HOOK.store(0, Ordering::Release);
+    if !crate::register_once(&FORK_HOOK, || sys::at_fork_child(after_fork_child).is_ok()) {
         return false;
     }
     // A value left by another process (a parent forked mid-start) is taken over.

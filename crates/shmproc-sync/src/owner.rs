@@ -7,7 +7,7 @@
 //! thread of *this* process that exited holding a lock).
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::AtomicU32;
 
 use shmproc_shm::{liveness, sys};
 
@@ -18,11 +18,8 @@ thread_local! {
     static CACHED: Cell<u64> = const { Cell::new(0) };
 }
 
-/// Whether the after-fork hook is registered: 0 no, [`REGISTERED`] yes, otherwise the pid of the
-/// process registering it right now. Not a `Once`: a child forked while another thread was
-/// inside a `Once` would wait on it forever.
+/// Whether the after-fork hook is registered (see [`shmproc_shm::register_once`]).
 static AT_FORK: AtomicU32 = AtomicU32::new(0);
-const REGISTERED: u32 = u32::MAX;
 
 extern "C" fn forget_after_fork() {
     // The child's only thread is a copy of the forking one: its cached identity is the parent's.
@@ -57,29 +54,7 @@ fn compute() -> u64 {
 }
 
 fn hook_registered() -> bool {
-    let pid = sys::getpid();
-    let state = AT_FORK.load(Ordering::Acquire);
-    if state == REGISTERED {
-        return true;
-    }
-    if state == pid {
-        return false; // another thread of this process is registering it right now
-    }
-    // Nobody, or a registration orphaned by fork (its thread does not exist here): take over.
-    if AT_FORK
-        .compare_exchange(state, pid, Ordering::AcqRel, Ordering::Acquire)
-        .is_err()
-    {
-        return false;
-    }
-    if sys::at_fork_child(forget_after_fork).is_ok() {
-        AT_FORK.store(REGISTERED, Ordering::Release);
-        true
-    } else {
-        // Only unsupported targets fail here, and they cannot fork either.
-        AT_FORK.store(0, Ordering::Release);
-        false
-    }
+    shmproc_shm::register_once(&AT_FORK, || sys::at_fork_child(forget_after_fork).is_ok())
 }
 
 /// The identity of process `pid` of this PID namespace, from its pid and start time (for a
