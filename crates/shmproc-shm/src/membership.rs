@@ -8,6 +8,8 @@
 //! | finishes a spawned entry / pool worker exits | yes: [`leave_all`] before `_exit` |
 //! | returns from `main`, `std::process::exit` | yes: [`leave_all`] runs as an `atexit` handler |
 //! | SIGKILL, abort, any other signal, `libc::_exit` | no: it is *dead* to its peers |
+//! | `exec` without dropping its handles first | no: its liveness slot is released at `exec` (close-on-exec), so it is dead to its peers |
+//! | runs in another PID namespace | makes no difference (liveness needs no pids) |
 //!
 //! Locks are not memberships: a lock still held at exit is reported to its next acquirer as
 //! owner-died, whichever way the process ended.
