@@ -114,6 +114,9 @@ fn open_file() -> std::io::Result<File> {
     if meta.len() < want {
         file.set_len(want)?; // only ever grows: a shrink would turn our accesses into SIGBUS
     }
+    // Pages allocated now, not on first touch: a full /dev/shm (a container's small one) is
+    // an error here (the process then goes untracked), never a SIGBUS later.
+    sys::reserve(&file, want)?;
     Ok(file)
 }
 

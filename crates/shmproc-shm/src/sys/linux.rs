@@ -349,3 +349,16 @@ pub fn at_exit(f: extern "C" fn()) -> io::Result<()> {
         Err(io::Error::other("atexit refused the handler"))
     }
 }
+
+/// Allocates the first `len` bytes of `file` now (`posix_fallocate`), so that touching them later
+/// through a mapping cannot fail with SIGBUS on a full tmpfs; an error if there is no room.
+pub fn reserve(file: &File, len: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: posix_fallocate on a valid descriptor owned by `file`, integer arguments only.
+    let r = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len as libc::off_t) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(r))
+    }
+}

@@ -117,3 +117,7 @@ pub fn thread_exists(_tid: u32) -> bool {
 pub fn at_exit(_f: extern "C" fn()) -> io::Result<()> {
     unsupported()
 }
+/// Unsupported on this target.
+pub fn reserve(_file: &File, _len: u64) -> io::Result<()> {
+    unsupported()
+}
