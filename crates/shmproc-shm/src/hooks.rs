@@ -40,7 +40,7 @@ impl<const N: usize> Hooks<N> {
 const REGISTERED: u32 = u32::MAX;
 
 /// Runs `register` (which installs fork or exit handlers) once per program, fork-safely, and
-/// returns whether it succeeded. `flag` starts at 0; it holds [`REGISTERED`] once done, or the
+/// returns whether it succeeded. `flag` starts at 0; it holds `u32::MAX` once done, or the
 /// pid of the process one of whose threads is registering right now. Other threads of that
 /// process wait for it (so nobody goes on before the handlers exist); a value left by another
 /// process (a parent forked mid-registration, whose registering thread does not exist in the
