@@ -19,7 +19,7 @@ usage: shmproc <command>
   bench channels [--json]     Queue/Pipe throughput and latency vs pipe(2), sockets,
                               ipc-channel, crossbeam and raw futex ping-pong
   ls                          list shmproc segments in /dev/shm
-  clean                       remove segments whose creator died (unless persistent)
+  clean                       remove segments nobody holds (unless persistent)
   inspect NAME                show a segment's header
   rm NAME                     remove a named segment
 ";
@@ -346,7 +346,7 @@ fn segments_ls() -> CliResult {
                     &h.type_name
                 },
                 h.creator_pid,
-                if h.creator_alive { "live" } else { "stale" },
+                if s.is_stale() { "stale" } else { "live" },
                 if h.persistent { ", persistent" } else { "" }
             ),
             Err(e) => println!("{:<40} {:>10} unreadable: {e}", s.name, s.size),
@@ -383,5 +383,6 @@ fn segments_inspect(name: &str) -> CliResult {
         if h.creator_alive { "running" } else { "gone" }
     );
     println!("persistent:  {}", h.persistent);
+    println!("in use:      {}", h.in_use);
     Ok(())
 }
