@@ -111,12 +111,12 @@ fn a_setuid_start_is_refused() {
     }
     let dir = std::env::temp_dir().join(format!("shmproc-setuid-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
+    let _cleanup = RemoveOnDrop(dir.clone());
     let copy = dir.join("copy");
     std::fs::copy(std::env::current_exe().unwrap(), &copy).unwrap();
     std::os::unix::fs::chown(&copy, Some(65534), Some(65534)).unwrap();
     std::fs::set_permissions(&copy, std::os::unix::fs::PermissionsExt::from_mode(0o4755)).unwrap();
     if nosuid(&dir) {
-        let _ = std::fs::remove_dir_all(&dir);
         eprintln!("skipped: {} is mounted nosuid", dir.display());
         return;
     }
@@ -125,11 +125,19 @@ fn a_setuid_start_is_refused() {
     let (ours, theirs) = UnixStream::pair().unwrap();
     drop(ours);
     let out = run_as_child(&copy, theirs.as_raw_fd());
-    let _ = std::fs::remove_dir_all(&dir);
 
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{}: {stderr}", out.status);
     assert!(stderr.contains("AT_SECURE"), "{stderr}");
+}
+
+/// Removes a directory (a setuid binary in it must not outlive the test, even a failed one).
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn nosuid(dir: &Path) -> bool {
