@@ -19,6 +19,8 @@
 mod current;
 mod entry;
 mod error;
+mod owner_ends;
+mod owner_watch;
 mod pool;
 mod process;
 mod spawn;
