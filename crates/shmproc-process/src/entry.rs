@@ -69,11 +69,6 @@ impl Registered {
 #[linkme::distributed_slice]
 pub static ENTRIES: [Registered];
 
-/// The entry registered as `key`. `None` if there is none, or more than one (see [`find`]).
-pub(crate) fn lookup(key: &str) -> Option<&'static Registered> {
-    find(key).ok()
-}
-
 /// The entry registered as `key`.
 ///
 /// # Errors

@@ -73,6 +73,8 @@ impl<R: DeserializeOwned> Process<R> {
     /// cannot start the process.
     pub fn spawn<E: Entry<Ret = R>>(entry: E, arg: E::Arg) -> Result<Process<R>, ProcessError> {
         let _ = entry;
+        // A key registered twice is refused here, before a child is started.
+        crate::entry::check_registered(E::KEY)?;
         let name = next_name();
         let (pid, channel) = start(&name, false)?;
         let process = Process::started(pid, name, ResultLink::Pending(channel));

@@ -23,7 +23,7 @@ use std::io::{self, Write};
 use std::os::fd::AsFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use crate::entry::{lookup, REPLY_FAILED, REPLY_OK, REPLY_PANIC};
+use crate::entry::{REPLY_FAILED, REPLY_OK, REPLY_PANIC};
 use crate::owner_watch::die_with;
 use crate::transport::{Channel, Frame};
 use crate::{current, sys};
@@ -124,10 +124,9 @@ fn run_job(op: Op, key: &str, arg: Frame) -> (u8, Frame) {
             },
         )
     };
-    let Some(entry) = lookup(key) else {
-        return failed(format!(
-            "no entry {key:?} in this binary (spawn re-runs the same executable; was it rebuilt?)"
-        ));
+    let entry = match crate::entry::find(key) {
+        Ok(entry) => entry,
+        Err(msg) => return failed(msg),
     };
     let run = if op == Op::CallMany {
         entry.run_many
