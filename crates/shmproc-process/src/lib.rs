@@ -19,6 +19,8 @@
 mod current;
 mod entry;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod pool;
 mod process;
 mod spawn;

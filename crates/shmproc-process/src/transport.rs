@@ -102,8 +102,14 @@ impl Channel {
                 "corrupt frame header",
             ));
         }
-        frame.bytes = vec![0; len];
-        self.read_exact(&mut frame.bytes, &mut frame.fds, false)?;
+        // Grown as the bytes arrive (doubling from 64 KiB): the header is the peer's word, and
+        // must not make us allocate up to MAX_FRAME before any of the body is there.
+        while frame.bytes.len() < len {
+            let got = frame.bytes.len();
+            let more = (len - got).min(got.max(64 << 10));
+            frame.bytes.resize(got + more, 0);
+            self.read_exact(&mut frame.bytes[got..], &mut frame.fds, false)?;
+        }
         if frame.fds.len() != nfds {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,

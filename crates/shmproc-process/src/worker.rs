@@ -56,7 +56,7 @@ pub(crate) fn serve(channel: &Channel) -> ! {
     sys::exit_now(0)
 }
 
-fn parse_job(job: Frame) -> Option<(Op, String, Frame)> {
+pub(crate) fn parse_job(job: Frame) -> Option<(Op, String, Frame)> {
     let Frame { mut bytes, fds } = job;
     let op = match *bytes.first()? {
         0 => Op::Call,
