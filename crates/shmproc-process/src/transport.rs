@@ -109,8 +109,11 @@ impl Channel {
             return Ok(None);
         }
         let (len, nfds) = parse_header(&header)?;
-        frame.bytes = vec![0; len];
-        self.read_exact(&mut frame.bytes, &mut frame.fds, false)?;
+        while frame.bytes.len() < len {
+            let got = frame.bytes.len();
+            grow(&mut frame.bytes, len);
+            self.read_exact(&mut frame.bytes[got..], &mut frame.fds, false)?;
+        }
         check_fds(frame, nfds).map(Some)
     }
 
@@ -205,6 +208,15 @@ pub(crate) enum Ready {
     Ended,
 }
 
+/// Grows a frame body being received towards its announced `len`, doubling from 64 KiB: the
+/// length is the peer's word, and must not make us allocate up to `MAX_FRAME` before any of
+/// the body is there (found by fuzzing).
+fn grow(body: &mut Vec<u8>, len: usize) {
+    let got = body.len();
+    let more = (len - got).min(got.max(64 << 10));
+    body.resize(got + more, 0);
+}
+
 /// A frame read so far by [`Channel::read_ready`].
 #[derive(Debug, Default)]
 pub(crate) struct Partial {
@@ -226,7 +238,12 @@ impl Partial {
     fn room(&mut self) -> (&mut [u8], &mut Vec<OwnedFd>) {
         let room = match self.sizes {
             None => &mut self.header[self.header_got..],
-            Some(_) => &mut self.body[self.body_got..],
+            Some((len, _)) => {
+                if self.body_got == self.body.len() {
+                    grow(&mut self.body, len);
+                }
+                &mut self.body[self.body_got..]
+            }
         };
         (room, &mut self.fds)
     }
@@ -239,7 +256,7 @@ impl Partial {
         self.header_got += n;
         if self.header_got == HEADER {
             let (len, nfds) = parse_header(&self.header)?;
-            self.body = vec![0; len];
+            self.body = Vec::new(); // grown as the bytes arrive (see `grow`)
             self.sizes = Some((len, nfds));
         }
         Ok(())

@@ -99,7 +99,7 @@ fn finish(code: i32) -> ! {
     sys::exit_now(code)
 }
 
-fn parse_job(job: Frame) -> Option<(Op, String, Frame)> {
+pub(crate) fn parse_job(job: Frame) -> Option<(Op, String, Frame)> {
     let Frame { mut bytes, fds } = job;
     let op = match *bytes.first()? {
         0 => Op::Call,

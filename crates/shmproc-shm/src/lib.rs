@@ -27,6 +27,8 @@
 
 mod catalog;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod header;
 mod hooks;
 pub mod liveness;

@@ -178,12 +178,22 @@ impl Segment {
         file: File,
         given_name: Option<&str>,
     ) -> Result<(Segment, HeaderFields), SegmentError> {
+        Segment::open_file_within(file, given_name, READY_WAIT)
+    }
+
+    /// [`open_file`](Segment::open_file), waiting at most `ready_wait` for an unfinished creator
+    /// (the fuzz targets do not wait).
+    pub(crate) fn open_file_within(
+        file: File,
+        given_name: Option<&str>,
+        ready_wait: Duration,
+    ) -> Result<(Segment, HeaderFields), SegmentError> {
         let name = given_name.unwrap_or(PASSED_LABEL);
         let header_len = PAYLOAD_OFFSET as u64;
         let started = Instant::now();
         loop {
             let size = file.metadata()?.len();
-            let waited_out = started.elapsed() >= READY_WAIT;
+            let waited_out = started.elapsed() >= ready_wait;
             if size < header_len {
                 if waited_out {
                     return Err(SegmentError::Truncated {
