@@ -49,8 +49,11 @@ use crate::error::Stop;
 use crate::ring::Ring;
 use crate::watch::Watch;
 
-/// How long a parent's fork waits for the child to join the rosters of inherited ends.
-const FORK_JOIN_WAIT: Duration = Duration::from_millis(200);
+/// How long a parent's fork waits for the child to join the rosters of inherited ends. The
+/// child acks within microseconds when it gets a CPU; the bound only matters for a child killed
+/// at birth, and must cover a loaded machine (at 200 ms, a child not scheduled in time on a
+/// busy 2-core CI machine let the parent's drop close an end the child was about to use).
+const FORK_JOIN_WAIT: Duration = Duration::from_secs(2);
 
 /// How a process takes hold of an end ([`EndLocal::hold`] or [`EndLocal::adopt`]).
 pub(crate) type Hold = fn(SharedRef<EndState>, Vec<Ring>) -> Result<Arc<EndLocal>, RosterFull>;
