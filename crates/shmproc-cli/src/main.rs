@@ -18,6 +18,10 @@ usage: shmproc <command>
   bench processes [--json]    fork/spawn start+join, pool round trip and map, with baselines
   bench channels [--json]     Queue/Pipe throughput and latency vs pipe(2), sockets,
                               ipc-channel, crossbeam and raw futex ping-pong
+  chaos [--seconds N] [--seed N] [--json]
+                              SIGKILL processes at random points across every
+                              primitive and the pool for N s (default 10); counts
+                              hangs, lost/duplicated/torn messages, leaked segments
   ls                          list shmproc segments in /dev/shm
   clean                       remove segments whose creator died (unless persistent)
   inspect NAME                show a segment's header
@@ -90,6 +94,7 @@ fn main() -> ExitCode {
         ["bench", "processes"] => bench_processes(false),
         ["bench", "processes", "--json"] => bench_processes(true),
         ["bench", "channels", rest @ ..] => channel_cli::bench_channels(rest),
+        ["chaos", rest @ ..] => chaos(rest),
         ["ls"] => segments_ls(),
         ["clean"] => segments_clean(),
         ["inspect", name] => segments_inspect(name),
@@ -321,6 +326,57 @@ fn bench_processes(json: bool) -> CliResult {
     let rows = shmproc_cli::processes::run(200, 5000, 100_000, 15)?;
     print!("{}", shmproc_cli::processes::report(&rows, json));
     Ok(())
+}
+
+fn chaos(rest: &[&str]) -> CliResult {
+    let known = ["--seconds", "--seed", "--json"];
+    for (i, a) in rest.iter().enumerate() {
+        let is_value = i > 0 && rest[i - 1] != "--json" && known.contains(&rest[i - 1]);
+        if !is_value && !known.contains(a) {
+            return Err(format!("unknown option {a:?}\n\n{USAGE}").into());
+        }
+    }
+    let opts = shmproc_cli::chaos::Options {
+        seconds: parse_flag(rest, "--seconds", 10)?,
+        seed: rest
+            .contains(&"--seed")
+            .then(|| parse_flag(rest, "--seed", 1))
+            .transpose()?,
+    };
+    let json = rest.contains(&"--json");
+    let progress = std::io::stderr().is_terminal();
+    let summary = shmproc_cli::chaos::run(&opts, |s| {
+        if progress {
+            let t = &s.total;
+            eprint!(
+                "\r\x1b[K{:.0}/{} s: {} trials, {} kills, {} problems",
+                s.elapsed.as_secs_f64(),
+                opts.seconds,
+                thousands(t.trials),
+                thousands(t.kills),
+                t.bad()
+            );
+            let _ = std::io::stderr().flush();
+        }
+    })?;
+    if progress {
+        eprint!("\r\x1b[K");
+    }
+    if json {
+        println!("{}", shmproc_cli::chaos::to_json(&summary));
+    } else {
+        print!("{}", shmproc_cli::chaos::to_text(&summary));
+    }
+    if summary.passed() {
+        Ok(())
+    } else {
+        Err(format!(
+            "chaos: {} problem(s); replay the same choices with --seed {}",
+            summary.total.bad(),
+            summary.seed
+        )
+        .into())
+    }
 }
 
 fn segments_ls() -> CliResult {
