@@ -18,7 +18,7 @@ usage: shmproc <command>
   bench processes [--json]    fork/spawn start+join, pool round trip and map, with baselines
   bench channels [--json]     Queue/Pipe throughput and latency vs pipe(2), sockets,
                               ipc-channel, crossbeam and raw futex ping-pong
-  chaos [--seconds N] [--seed N] [--json]
+  chaos [--seconds N] [--seed N] [--only SCENARIO]... [--json]
                               SIGKILL processes at random points across every
                               primitive and the pool for N s (default 10); counts
                               hangs, lost/duplicated/torn messages, leaked segments
@@ -329,7 +329,7 @@ fn bench_processes(json: bool) -> CliResult {
 }
 
 fn chaos(rest: &[&str]) -> CliResult {
-    let known = ["--seconds", "--seed", "--json"];
+    let known = ["--seconds", "--seed", "--only", "--json"];
     for (i, a) in rest.iter().enumerate() {
         let is_value = i > 0 && rest[i - 1] != "--json" && known.contains(&rest[i - 1]);
         if !is_value && !known.contains(a) {
@@ -342,6 +342,11 @@ fn chaos(rest: &[&str]) -> CliResult {
             .contains(&"--seed")
             .then(|| parse_flag(rest, "--seed", 1))
             .transpose()?,
+        only: rest
+            .windows(2)
+            .filter(|w| w[0] == "--only")
+            .map(|w| w[1].to_owned())
+            .collect(),
     };
     let json = rest.contains(&"--json");
     let progress = std::io::stderr().is_terminal();

@@ -95,6 +95,11 @@ impl Kids {
         self.strike_at = Some(Instant::now() + Duration::from_micros(delay));
     }
 
+    /// The child chosen to be killed, if the kill is planned.
+    pub(crate) fn victim(&self) -> Option<usize> {
+        Some(self.victim.load(Ordering::Relaxed)).filter(|&v| v != usize::MAX)
+    }
+
     /// Kills the victim if its moment has come; returns whether the kill is done.
     pub(crate) fn strike_if_due(&self) -> bool {
         match self.strike_at {

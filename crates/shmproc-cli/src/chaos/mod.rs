@@ -67,6 +67,13 @@ pub struct Options {
     pub seconds: u64,
     /// Seed of the random choices (a fresh one when `None`).
     pub seed: Option<u64>,
+    /// Run only these scenarios (all when empty).
+    pub only: Vec<String>,
+}
+
+/// The names of the scenarios, in the order the summary lists them.
+pub fn scenario_names() -> Vec<&'static str> {
+    SCENARIOS.iter().map(|(name, _)| *name).collect()
 }
 
 /// The outcome of a chaos run.
@@ -94,9 +101,23 @@ impl Summary {
 /// Runs trials for `opts.seconds`, calling `progress` after each.
 ///
 /// # Errors
-/// Only when `/dev/shm` cannot be listed at the end; everything a trial meets is counted.
+/// `InvalidInput` when `opts.only` names no scenario; otherwise none: everything a trial meets
+/// is counted.
 pub fn run(opts: &Options, mut progress: impl FnMut(&Summary)) -> std::io::Result<Summary> {
     let seed = opts.seed.unwrap_or_else(fresh_seed);
+    let chosen: Vec<usize> = (0..SCENARIOS.len())
+        .filter(|&i| opts.only.is_empty() || opts.only.iter().any(|o| o == SCENARIOS[i].0))
+        .collect();
+    if chosen.is_empty() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "no scenario named {:?} (there are: {})",
+                opts.only,
+                scenario_names().join(", ")
+            ),
+        ));
+    }
     let mut rng = Rng::new(seed);
     let run_prefix = format!("chaos{}-", std::process::id());
     let mut per: Vec<Counts> = vec![Counts::default(); SCENARIOS.len()];
@@ -107,7 +128,7 @@ pub fn run(opts: &Options, mut progress: impl FnMut(&Summary)) -> std::io::Resul
     let mut number = 0_u64;
     while start.elapsed() < budget {
         if order.is_empty() {
-            order = shuffled(&mut rng, SCENARIOS.len());
+            order = shuffled(&mut rng, &chosen);
         }
         let which = order.pop().unwrap_or(0);
         let (scenario, body) = SCENARIOS[which];
@@ -164,9 +185,9 @@ fn summary(start: Instant, seed: u64, per: &[Counts], problems: &[String]) -> Su
     }
 }
 
-fn shuffled(rng: &mut Rng, n: usize) -> Vec<usize> {
-    let mut v: Vec<usize> = (0..n).collect();
-    for i in (1..n).rev() {
+fn shuffled(rng: &mut Rng, items: &[usize]) -> Vec<usize> {
+    let mut v = items.to_vec();
+    for i in (1..v.len()).rev() {
         v.swap(i, rng.range(0, i as u64) as usize);
     }
     v
@@ -219,6 +240,7 @@ fn counts_json(c: &Counts) -> String {
         ("peer_died", c.peer_died),
         ("worker_died", c.worker_died),
         ("stale_removed", c.stale_removed),
+        ("removed_by_others", c.removed_by_others),
         ("micros", c.micros),
     ];
     fields
@@ -285,6 +307,13 @@ pub fn to_text(s: &Summary) -> String {
         thousands(t.in_flight_delivered),
         thousands(t.taken_by_killed_consumer)
     ));
+    if t.removed_by_others > 0 {
+        out.push_str(&format!(
+            "note: {} named segments of live processes were removed by some other process \
+             (e.g. `shmproc clean` of another shmproc version); not counted\n",
+            t.removed_by_others
+        ));
+    }
     out.push_str(&format!(
         "\nhangs {}  lost {}  duplicated {}  torn {}  leaked segments {}  other {}  => {}\n",
         t.hangs,

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use shmproc::{Array, Queue, RecvError, SendError};
+use shmproc::{Array, Queue, RecvError, SegmentError, SendError};
 
 use super::harness::{
     bad, check_frame, frame, held, work_until, Fault, Ledger, Setup, GRACE, PATIENCE,
@@ -13,9 +13,11 @@ use super::tally::{Problem, Trial};
 
 /// Most messages a queue producer puts (it stops earlier when its working time is up).
 const QUEUE_MSGS: usize = 20_000;
-/// Ledger slots after the delivery counts: torn deliveries, out-of-order deliveries.
+/// Ledger slots after the delivery counts: torn deliveries, out-of-order deliveries, named
+/// queues found removed (by another process) when a producer opened them.
 const TORN: usize = 0;
 const DISORDER: usize = 1;
+const VANISHED: usize = 2;
 
 /// Records one delivery in `seen` (one slot per producer and sequence number, then `TORN`
 /// and `DISORDER`); `last` is this consumer's last sequence number per producer.
@@ -52,14 +54,19 @@ pub(crate) fn queue(t: &mut Trial<'_>) -> Setup {
     let max_body = (q.max_message_len() - 18).min(240) as u64;
     let acks = Array::<u64>::zeroed(producers)?;
     let base = producers * QUEUE_MSGS;
-    let seen = Ledger::new(base + 2)?;
+    let seen = Ledger::new(base + 3)?;
     let mut kids = Kids::new(t, producers + consumers)?;
     for p in 0..producers {
-        let (q, acks, name) = (q.clone(), acks.clone(), name.clone());
+        let (q, acks, name, seen) = (q.clone(), acks.clone(), name.clone(), seen.clone());
         let mut rng = t.rng.split();
         kids.fork("producer", move || {
-            let q = match name.filter(|_| rng.chance(50)) {
-                Some(name) => Queue::open(&name).map_err(|e| bad("open", e))?,
+            let q = match name.filter(|_| rng.chance(50)).map(|n| Queue::open(&n)) {
+                Some(Ok(opened)) => opened,
+                Some(Err(SegmentError::NotFound { .. })) => {
+                    seen.add(base + VANISHED, 1); // removed by someone else: use the copy
+                    q
+                }
+                Some(Err(e)) => return Err(bad("open", e)),
                 None => q,
             };
             let stop = work_until();
@@ -208,6 +215,7 @@ pub(crate) fn queue(t: &mut Trial<'_>) -> Setup {
             "a consumer saw one producer's messages out of order",
         );
     }
+    t.counts.removed_by_others += seen.get(base + VANISHED);
     if !q.is_empty() {
         t.problem(
             Problem::Unexpected,

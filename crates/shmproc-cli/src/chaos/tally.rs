@@ -40,6 +40,9 @@ pub struct Counts {
     pub worker_died: u64,
     /// Stale segments (of killed creators) that `clean` removed.
     pub stale_removed: u64,
+    /// Named segments of live processes that vanished: removed by another process (such as a
+    /// `shmproc clean` of another shmproc version, which cannot read them). Not ours to judge.
+    pub removed_by_others: u64,
     /// Wall-clock time the trials took, in microseconds.
     pub micros: u64,
 }
@@ -62,6 +65,7 @@ impl Counts {
         self.peer_died += other.peer_died;
         self.worker_died += other.worker_died;
         self.stale_removed += other.stale_removed;
+        self.removed_by_others += other.removed_by_others;
         self.micros += other.micros;
     }
 
