@@ -350,28 +350,43 @@ fn chaos(rest: &[&str]) -> CliResult {
     };
     let json = rest.contains(&"--json");
     let progress = std::io::stderr().is_terminal();
-    let summary = shmproc_cli::chaos::run(&opts, |s| {
-        if progress {
-            let t = &s.total;
-            eprint!(
-                "\r\x1b[K{:.0}/{} s: {} trials, {} kills, {} problems",
-                s.elapsed.as_secs_f64(),
-                opts.seconds,
-                thousands(t.trials),
-                thousands(t.kills),
-                t.bad()
-            );
-            let _ = std::io::stderr().flush();
+    let report = move |s: &shmproc_cli::chaos::Summary| {
+        if json {
+            println!("{}", shmproc_cli::chaos::to_json(s));
+        } else {
+            print!("{}", shmproc_cli::chaos::to_text(s));
         }
-    })?;
+    };
+    let on_stuck = move |s: &shmproc_cli::chaos::Summary| {
+        eprintln!();
+        report(s);
+        eprintln!(
+            "shmproc: chaos: stuck in a trial; replay with --seed {}",
+            s.seed
+        );
+    };
+    let summary = shmproc_cli::chaos::run(
+        &opts,
+        |s| {
+            if progress {
+                let t = &s.total;
+                eprint!(
+                    "\r\x1b[K{:.0}/{} s: {} trials, {} kills, {} problems",
+                    s.elapsed.as_secs_f64(),
+                    opts.seconds,
+                    thousands(t.trials),
+                    thousands(t.kills),
+                    t.bad()
+                );
+                let _ = std::io::stderr().flush();
+            }
+        },
+        on_stuck,
+    )?;
     if progress {
         eprint!("\r\x1b[K");
     }
-    if json {
-        println!("{}", shmproc_cli::chaos::to_json(&summary));
-    } else {
-        print!("{}", shmproc_cli::chaos::to_text(&summary));
-    }
+    report(&summary);
     if summary.passed() {
         Ok(())
     } else {

@@ -247,6 +247,18 @@ pub(crate) fn kill_own_child(pid: u32) -> bool {
     sent == 0
 }
 
+/// SIGKILLs every child of this process (when a stuck run is abandoned).
+pub(crate) fn kill_all_children() {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in dir.flatten() {
+        if let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) {
+            kill_own_child(pid);
+        }
+    }
+}
+
 fn parent_of(pid: u32) -> Option<u32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = &stat[stat.rfind(')')? + 1..];

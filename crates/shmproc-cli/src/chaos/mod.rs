@@ -37,6 +37,7 @@ mod queue;
 mod segments;
 mod sync;
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use harness::{Rng, Setup};
@@ -98,12 +99,33 @@ impl Summary {
     }
 }
 
+/// How long one trial may take before the parent counts itself stuck: a call of the parent
+/// ignored its timeout (no trial needs more than half of this, hangs included).
+const STUCK: Duration = Duration::from_secs(60);
+
+/// What the watchdog knows: the trial under way, when it began, the summary before it.
+struct Watched {
+    trial: u64,
+    scenario: &'static str,
+    began: Instant,
+    last: Summary,
+    done: bool,
+}
+
 /// Runs trials for `opts.seconds`, calling `progress` after each.
+///
+/// If a trial is stuck in the parent for a minute (a call that ignored its timeout: the trial
+/// cannot be ended from outside), a watchdog thread counts a hang, hands the summary so far to
+/// `on_stuck`, kills this process's children and exits with status 1.
 ///
 /// # Errors
 /// `InvalidInput` when `opts.only` names no scenario; otherwise none: everything a trial meets
 /// is counted.
-pub fn run(opts: &Options, mut progress: impl FnMut(&Summary)) -> std::io::Result<Summary> {
+pub fn run(
+    opts: &Options,
+    mut progress: impl FnMut(&Summary),
+    on_stuck: impl Fn(&Summary) + Send + 'static,
+) -> std::io::Result<Summary> {
     let seed = opts.seed.unwrap_or_else(fresh_seed);
     let chosen: Vec<usize> = (0..SCENARIOS.len())
         .filter(|&i| opts.only.is_empty() || opts.only.iter().any(|o| o == SCENARIOS[i].0))
@@ -125,6 +147,14 @@ pub fn run(opts: &Options, mut progress: impl FnMut(&Summary)) -> std::io::Resul
     let mut order: Vec<usize> = Vec::new();
     let start = Instant::now();
     let budget = Duration::from_secs(opts.seconds);
+    let watched = Arc::new(Mutex::new(Watched {
+        trial: 0,
+        scenario: "",
+        began: start,
+        last: summary(start, seed, &per, &problems),
+        done: false,
+    }));
+    watchdog(Arc::clone(&watched), on_stuck)?;
     let mut number = 0_u64;
     while start.elapsed() < budget {
         if order.is_empty() {
@@ -143,14 +173,21 @@ pub fn run(opts: &Options, mut progress: impl FnMut(&Summary)) -> std::io::Resul
         };
         t.counts.trials += 1;
         let began = Instant::now();
+        {
+            let mut w = watched.lock().unwrap_or_else(|e| e.into_inner());
+            (w.trial, w.scenario, w.began) = (number, scenario, began);
+        }
         if let Err(e) = body(&mut t) {
             t.problem(Problem::Unexpected, format!("set-up failed: {e}"));
         }
         let prefix = t.prefix.clone();
         segments::sweep(&mut t, &prefix);
         t.counts.micros += began.elapsed().as_micros() as u64;
-        progress(&summary(start, seed, &per, &problems));
+        let now = summary(start, seed, &per, &problems);
+        progress(&now);
+        watched.lock().unwrap_or_else(|e| e.into_inner()).last = now;
     }
+    watched.lock().unwrap_or_else(|e| e.into_inner()).done = true;
     // Anything of this run still there now (every child is gone) is a leak.
     let mut last = Counts::default();
     let mut t = Trial {
@@ -165,6 +202,43 @@ pub fn run(opts: &Options, mut progress: impl FnMut(&Summary)) -> std::io::Resul
     let mut out = summary(start, seed, &per, &problems);
     out.total.add(&last);
     Ok(out)
+}
+
+/// Starts the thread that ends a run stuck in a trial (see [`run`]).
+fn watchdog(
+    watched: Arc<Mutex<Watched>>,
+    on_stuck: impl Fn(&Summary) + Send + 'static,
+) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("chaos-watchdog".into())
+        .spawn(move || loop {
+            std::thread::sleep(Duration::from_secs(1));
+            let w = watched.lock().unwrap_or_else(|e| e.into_inner());
+            if w.done {
+                return;
+            }
+            if w.trial > 0 && w.began.elapsed() > STUCK {
+                let mut s = w.last.clone();
+                s.elapsed += w.began.elapsed();
+                s.total.trials += 1;
+                s.total.hangs += 1;
+                if let Some((_, c)) = s.scenarios.iter_mut().find(|(n, _)| *n == w.scenario) {
+                    c.trials += 1;
+                    c.hangs += 1;
+                }
+                s.problems.push(format!(
+                    "trial {} {}: hang: the parent is stuck in a call that should have timed \
+                     out ({} s so far; run stopped)",
+                    w.trial,
+                    w.scenario,
+                    w.began.elapsed().as_secs()
+                ));
+                on_stuck(&s);
+                kids::kill_all_children();
+                std::process::exit(1);
+            }
+        })
+        .map(drop)
 }
 
 fn summary(start: Instant, seed: u64, per: &[Counts], problems: &[String]) -> Summary {
