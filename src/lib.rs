@@ -84,7 +84,7 @@ pub use shmproc_process::{
     as_completed, cpu_count, current_process, AsCompleted, Entry, Pool, Process, ProcessError,
     ProcessInfo, Task, WorkerKind, PANIC_EXIT_CODE,
 };
-pub use shmproc_shm::{Kind, SegmentError, Shareable};
+pub use shmproc_shm::{Kind, OpenOptions, SegmentError, Shareable};
 pub use shmproc_sync::{
     Barrier, BarrierWaitResult, BoundedSemaphore, Condition, ConditionGuard, Event, Lock,
     LockError, LockGuard, RLock, RLockGuard, RawLock, Roster, Semaphore, SyncError,

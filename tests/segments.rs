@@ -91,9 +91,19 @@ fn garbage_headers_and_truncated_files_are_errors_not_crashes() {
     // The garbage also set the header's persist flag, so the creator's drop kept the file.
     shmproc::raw::remove(&name).unwrap();
 
-    // A file too short for a header (as if a creator died before sizing it).
+    // A file too short for a header (as if a creator died before sizing it); private, as
+    // `open` refuses files that group or others may access before reading anything.
     let short = unique("garbage-short");
-    std::fs::write(shm_path(&short), [1_u8; 10]).unwrap();
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(shm_path(&short))
+            .unwrap();
+        f.write_all(&[1_u8; 10]).unwrap();
+    }
     assert!(matches!(
         Value::<i64>::open(&short),
         Err(SegmentError::Truncated { .. })

@@ -8,7 +8,7 @@ use shmproc_shm::{Kind, Segment, SegmentError, Spec, TypeInfo};
 use crate::ring::WaitPolicy;
 
 /// Smallest ring (bytes of data).
-pub(crate) const MIN_CAPACITY: usize = 64;
+pub(crate) const MIN_CAPACITY: usize = crate::ring::MIN_RING as usize;
 /// Largest ring (bytes of data).
 pub(crate) const MAX_CAPACITY: usize = 1 << 40;
 

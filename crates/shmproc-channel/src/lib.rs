@@ -77,6 +77,10 @@ mod transfer;
 mod pipe;
 mod queue;
 
+// Fuzz targets over the public types (not a public API; see `crates/shmproc-fuzz`).
+#[doc(hidden)]
+pub mod fuzzing;
+
 pub use error::{RecvError, SendError};
 pub use pipe::{Connection, Pipe, Receiver, Sender};
 pub use queue::Queue;

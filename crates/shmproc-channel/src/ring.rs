@@ -36,6 +36,10 @@ use crate::watch::Watch;
 
 /// Bytes of a record header: the payload length, little-endian `u64`.
 pub(crate) const HEADER: u64 = 8;
+/// The smallest ring (bytes of data): none is created smaller, and an opened segment whose
+/// payload leaves less is corrupt (below it a queue's message limit underflows and a pipe's
+/// streaming send, in batches of half the ring, stops making progress).
+pub(crate) const MIN_RING: u64 = 64;
 
 /// Free bytes a blocking producer lets a working consumer clear before it writes into a nearly
 /// full ring (at most a quarter of the ring): see [`Ring::writable_batched`].
@@ -118,11 +122,13 @@ impl Ring {
     /// The ring whose control block is at `off`, followed by `cap` data bytes.
     pub fn new(seg: Arc<Segment>, off: usize, cap: u64) -> Result<Ring, SegmentError> {
         let data_off = off + std::mem::size_of::<RingCtl>();
-        let cap_usize = usize::try_from(cap).ok().filter(|c| c.is_power_of_two());
+        let cap_usize = usize::try_from(cap)
+            .ok()
+            .filter(|c| c.is_power_of_two() && cap >= MIN_RING);
         let Some(cap_usize) = cap_usize else {
             return Err(SegmentError::Corrupt {
                 name: seg.name().unwrap_or("<anonymous>").to_owned(),
-                reason: "ring capacity is not a power of two".into(),
+                reason: format!("ring capacity {cap} is not a power of two of at least {MIN_RING}"),
             });
         };
         seg.ptr::<u8>(data_off, cap_usize)?; // the whole data area must lie in the mapping

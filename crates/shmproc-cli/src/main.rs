@@ -23,7 +23,7 @@ usage: shmproc <command>
                               primitive and the pool for N s (default 10); counts
                               hangs, lost/duplicated/torn messages, leaked segments
   ls                          list shmproc segments in /dev/shm
-  clean                       remove segments whose creator died (unless persistent)
+  clean                       remove segments nobody holds (unless persistent)
   inspect NAME                show a segment's header
   rm NAME                     remove a named segment
 ";
@@ -422,7 +422,7 @@ fn segments_ls() -> CliResult {
                     &h.type_name
                 },
                 h.creator_pid,
-                if h.creator_alive { "live" } else { "stale" },
+                if s.is_stale() { "stale" } else { "live" },
                 if h.persistent { ", persistent" } else { "" }
             ),
             Err(e) => println!("{:<40} {:>10} unreadable: {e}", s.name, s.size),
@@ -459,5 +459,6 @@ fn segments_inspect(name: &str) -> CliResult {
         if h.creator_alive { "running" } else { "gone" }
     );
     println!("persistent:  {}", h.persistent);
+    println!("in use:      {}", h.in_use);
     Ok(())
 }

@@ -14,14 +14,18 @@
 //! # Ok::<(), shmproc::ProcessError>(())
 //! ```
 //!
-//! The function is registered under a key known at compile time — its module path, name and
-//! signature — never under its address. `square` becomes a zero-sized constant that implements
-//! `shmproc::Entry` (typing `spawn`) and derefs to the function pointer, so `square(3)` and
-//! `iter.map(*square)` keep working.
+//! The function is registered under a key known at compile time — its module path, name,
+//! signature and source location (`file!():line!():column!()` of its name) — never under its
+//! address. The location keeps apart entries that share a module path, name and signature
+//! (function-local entries in two functions of one module); the key is the same in every run of
+//! one build, which is all a spawned child (a re-run of the same executable) needs.
+//!
+//! `square` becomes a zero-sized constant that implements `shmproc::Entry` (typing `spawn`) and
+//! derefs to the function pointer, so `square(3)` and `iter.map(*square)` keep working.
 
 use proc_macro::TokenStream;
 use proc_macro2::Span;
-use quote::{format_ident, quote};
+use quote::{format_ident, quote, quote_spanned};
 use syn::{parse_macro_input, Error, FnArg, ItemFn, ReturnType, Type};
 
 /// Registers a function as a spawnable entry point. It takes at most one argument (a tuple for
@@ -87,6 +91,11 @@ fn expand(mut func: ItemFn) -> syn::Result<proc_macro2::TokenStream> {
         quote!(#arg_ty).to_string().replace(' ', ""),
         quote!(#ret_ty).to_string().replace(' ', "")
     );
+    // Where the function's name is: `line!()` and `column!()` resolve to the outermost macro
+    // call, so entries made by one `macro_rules!` called twice get two locations too.
+    let location = quote_spanned! {name.span()=>
+        " @ ", ::core::file!(), ":", ::core::line!(), ":", ::core::column!()
+    };
     // Doc comments and other outer attributes describe the entry: keep them on the constant.
     let attrs = std::mem::take(&mut func.attrs);
     func.sig.ident = inner.clone();
@@ -130,7 +139,8 @@ fn expand(mut func: ItemFn) -> syn::Result<proc_macro2::TokenStream> {
         impl ::shmproc::Entry for #handle {
             type Arg = #arg_ty;
             type Ret = #ret_ty;
-            const KEY: &'static str = ::core::concat!(::core::module_path!(), #key);
+            const KEY: &'static str =
+                ::core::concat!(::core::module_path!(), #key, #location);
             const HANDLE: Self = #handle;
             fn call(self, arg: #arg_ty) -> #ret_ty {
                 #call

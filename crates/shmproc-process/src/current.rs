@@ -1,6 +1,6 @@
 //! Facts about the calling process: its pid and name, and the machine's CPU count.
 
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 
 /// Name given to this process by `Process::fork`; null in the main process. An atomic pointer
 /// (not a Mutex) so a forked child never waits on a lock another thread held at fork time.
@@ -10,6 +10,22 @@ static NAME: AtomicPtr<String> = AtomicPtr::new(std::ptr::null_mut());
 pub(crate) fn set_current_name(name: Box<String>) {
     // Leaked on purpose: one small string per process, read for the process's lifetime.
     NAME.store(Box::into_raw(name), Ordering::Release);
+}
+
+/// In a child of `Process::fork`: the pid of the process that forked it (0 elsewhere).
+static FORKED_FROM: AtomicU32 = AtomicU32::new(0);
+
+/// Records, in a fork child, which process forked it.
+pub(crate) fn set_forked_from(parent: u32) {
+    FORKED_FROM.store(parent, Ordering::Relaxed);
+}
+
+/// The process that forked this one, if this is a child of `Process::fork`.
+pub(crate) fn forked_from() -> Option<u32> {
+    match FORKED_FROM.load(Ordering::Relaxed) {
+        0 => None,
+        pid => Some(pid),
+    }
 }
 
 /// Who the calling process is (Python's `multiprocessing.current_process()`).

@@ -1,7 +1,13 @@
 //! Entry points: functions registered by `#[shmproc::entry]` under a key known at compile
 //! time, so a spawned child (the same binary) can find them by name.
+//!
+//! A key names the entry's module path, name, signature and source location, so two entries can
+//! share a name and signature (function-local entries in one module) and still be told apart.
+//! Should two registrations ever share a key anyway (a hand-written [`Entry`] impl), looking the
+//! key up is an error naming both: never the wrong function run.
 
 use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -18,7 +24,10 @@ pub trait Entry: Copy + Send + Sync + 'static {
     type Arg: Serialize + DeserializeOwned;
     /// The return value.
     type Ret: Serialize + DeserializeOwned;
-    /// The registry key: module path, name and signature, e.g. `app::math::square(u64) -> u64`.
+    /// The registry key: module path, name, signature and where the function is defined, e.g.
+    /// `app::math::square(u64) -> u64 @ src/math.rs:12:4`. Unique in a program (a key
+    /// registered twice is refused when used); the same in every run of one build, which is all
+    /// a spawned child (a re-run of the same executable) needs.
     const KEY: &'static str;
     /// The handle itself (how a child calls it without one being sent).
     const HANDLE: Self;
@@ -31,6 +40,8 @@ pub trait Entry: Copy + Send + Sync + 'static {
 #[derive(Debug)]
 pub struct Registered {
     pub(crate) key: &'static str,
+    /// The handle type's name, to tell registrations apart in errors.
+    name: fn() -> &'static str,
     pub(crate) run: fn(Frame) -> Result<Frame, String>,
     pub(crate) run_many: fn(Frame) -> Result<Frame, String>,
 }
@@ -40,9 +51,15 @@ impl Registered {
     pub const fn of<E: Entry>() -> Registered {
         Registered {
             key: E::KEY,
+            name: std::any::type_name::<E>,
             run: run::<E>,
             run_many: run_many::<E>,
         }
+    }
+
+    /// The entry's name for messages: its handle type, without the macro's prefix.
+    fn name(&self) -> String {
+        (self.name)().replace("__shmproc_Entry_", "")
     }
 }
 
@@ -52,8 +69,61 @@ impl Registered {
 #[linkme::distributed_slice]
 pub static ENTRIES: [Registered];
 
-pub(crate) fn lookup(key: &str) -> Option<&'static Registered> {
-    ENTRIES.iter().find(|r| r.key == key)
+/// The entry registered as `key`.
+///
+/// # Errors
+/// A message saying there is no such entry, or naming every registration of a key registered
+/// more than once.
+pub(crate) fn find(key: &str) -> Result<&'static Registered, String> {
+    find_in(&ENTRIES, key)
+}
+
+/// Checks that `key` names exactly one entry in this program, before a job for it is sent: a
+/// child (the same binary) then finds the same one. Cheap once the program is known to register
+/// no key twice.
+pub(crate) fn check_registered(key: &str) -> Result<(), ProcessError> {
+    // 0: not checked yet, 1: every key is unique, 2: some key is registered twice. An atomic,
+    // not a `OnceLock`: a forked worker must never wait for an initialisation that another
+    // thread of its parent had begun at fork time.
+    static UNIQUE: AtomicU8 = AtomicU8::new(0);
+    let mut state = UNIQUE.load(Ordering::Relaxed);
+    if state == 0 {
+        state = if has_duplicates(&ENTRIES) { 2 } else { 1 };
+        UNIQUE.store(state, Ordering::Relaxed);
+    }
+    if state == 1 {
+        return Ok(());
+    }
+    find(key).map(drop).map_err(ProcessError::Failed)
+}
+
+fn has_duplicates(entries: &[Registered]) -> bool {
+    let mut keys: Vec<&str> = entries.iter().map(|r| r.key).collect();
+    keys.sort_unstable();
+    keys.windows(2).any(|w| w[0] == w[1])
+}
+
+fn find_in<'a>(entries: &'a [Registered], key: &str) -> Result<&'a Registered, String> {
+    let mut matches = entries.iter().filter(|r| r.key == key);
+    let Some(first) = matches.next() else {
+        return Err(format!(
+            "no entry {key:?} in this binary (spawn re-runs the same executable; was it rebuilt?)"
+        ));
+    };
+    let others: Vec<String> = matches.map(Registered::name).collect();
+    if others.is_empty() {
+        return Ok(first);
+    }
+    let count = match others.len() {
+        1 => "two".to_owned(),
+        n => (n + 1).to_string(),
+    };
+    Err(format!(
+        "{count} entries registered as {key:?}: {} and {}; rename all but one (a hand-written \
+         `Entry` impl needs a key of its own)",
+        first.name(),
+        others.join(" and ")
+    ))
 }
 
 /// Serializes `value`, collecting the descriptors of anonymous handles in it.
@@ -69,11 +139,7 @@ pub(crate) fn encode_for<T: Serialize + ?Sized>(
     let _stale = shmproc_shm::take_transfer_error();
     let (bytes, fds) = shmproc_shm::collect_fds_for(recipient, || postcard::to_allocvec(value));
     if fds.len() > crate::sys::MAX_FDS {
-        return Err(format!(
-            "{} anonymous handles in one message; at most {} (pass fewer, or named ones)",
-            fds.len(),
-            crate::sys::MAX_FDS
-        ));
+        return Err(too_many_fds(fds.len()));
     }
     Ok(Frame {
         bytes: bytes.map_err(explain)?,
@@ -99,9 +165,125 @@ fn run<E: Entry>(arg: Frame) -> Result<Frame, String> {
 }
 
 fn run_many<E: Entry>(args: Frame) -> Result<Frame, String> {
-    let args: Vec<E::Arg> = decode(&args.bytes, args.fds).map_err(|e| format!("argument: {e}"))?;
+    let args: Vec<E::Arg> = decode_batch(args).map_err(|e| format!("argument: {e}"))?;
     let rets: Vec<E::Ret> = args.into_iter().map(|a| E::HANDLE.call(a)).collect();
     encode_for(&rets, Some(requester())).map_err(|e| format!("result: {e}"))
+}
+
+/// Serializes `items` into batches (the argument of a `CallMany` job) of at most `max_items`
+/// items and at most [`MAX_FDS`](crate::sys::MAX_FDS) descriptors each, in order.
+///
+/// Each item is serialized once, on its own, so its descriptors are numbered from 0 and a batch
+/// can be cut before any item without renumbering. A batch is the postcard encoding of
+/// `(item count: u32, descriptors per item: Option<Vec<u32>>)` (`None` when no item carries
+/// any), then the items' postcard encodings back to back; the descriptors travel in item order.
+///
+/// # Errors
+/// The message of the first item that cannot be serialized, or that carries more than
+/// `MAX_FDS` descriptors on its own.
+pub(crate) fn encode_batches<T: Serialize>(
+    items: &[T],
+    max_items: usize,
+) -> Result<Vec<Frame>, String> {
+    let max_items = max_items.max(1);
+    let _stale = shmproc_shm::take_transfer_error();
+    let mut batches = Vec::new();
+    let mut batch = Batch::default();
+    for item in items {
+        let start = batch.bodies.len();
+        let bodies = std::mem::take(&mut batch.bodies);
+        let (bodies, fds) = shmproc_shm::collect_fds(|| postcard::to_extend(item, bodies));
+        batch.bodies = bodies.map_err(explain)?;
+        if fds.len() > crate::sys::MAX_FDS {
+            return Err(too_many_fds(fds.len()));
+        }
+        let full = batch.counts.len() == max_items;
+        if !batch.counts.is_empty() && (full || batch.fds.len() + fds.len() > crate::sys::MAX_FDS) {
+            // This item starts the next batch.
+            let next = Batch {
+                bodies: batch.bodies.split_off(start),
+                ..Batch::default()
+            };
+            batches.push(std::mem::replace(&mut batch, next).finish()?);
+        }
+        batch.counts.push(fds.len() as u32);
+        batch.fds.extend(fds);
+    }
+    if !batch.counts.is_empty() {
+        batches.push(batch.finish()?);
+    }
+    Ok(batches)
+}
+
+/// A batch being built by [`encode_batches`].
+#[derive(Default)]
+struct Batch {
+    /// The items' encodings, back to back.
+    bodies: Vec<u8>,
+    /// Descriptors per item.
+    counts: Vec<u32>,
+    fds: Vec<OwnedFd>,
+}
+
+impl Batch {
+    fn finish(self) -> Result<Frame, String> {
+        let count = self.counts.len() as u32;
+        let counts = (!self.fds.is_empty()).then_some(self.counts);
+        let mut bytes = Vec::with_capacity(16 + self.bodies.len());
+        bytes = postcard::to_extend(&(count, counts), bytes).map_err(|e| e.to_string())?;
+        bytes.extend_from_slice(&self.bodies);
+        Ok(Frame {
+            bytes,
+            fds: self.fds,
+        })
+    }
+}
+
+/// Deserializes a batch made by [`encode_batches`].
+fn decode_batch<T: DeserializeOwned>(batch: Frame) -> Result<Vec<T>, String> {
+    let malformed = |what: &str| format!("malformed batch: {what}");
+    let _stale = shmproc_shm::take_transfer_error();
+    let Frame { bytes, fds } = batch;
+    let ((count, counts), mut rest) = postcard::take_from_bytes::<(u32, Option<Vec<u32>>)>(&bytes)
+        .map_err(|_| malformed("bad head"))?;
+    let mut items = Vec::new();
+    let mut take = |rest: &mut &[u8]| -> Result<(), String> {
+        let (item, tail) = postcard::take_from_bytes(rest).map_err(explain)?;
+        items.push(item);
+        *rest = tail;
+        Ok(())
+    };
+    match counts {
+        None if fds.is_empty() => {
+            // No item carries a descriptor: one (empty) set of them serves all.
+            shmproc_shm::with_received_fds(Vec::new(), || {
+                (0..count).try_for_each(|_| take(&mut rest))
+            })?;
+        }
+        None => return Err(malformed("descriptors nobody counted")),
+        Some(counts) => {
+            let total: u64 = counts.iter().map(|&c| u64::from(c)).sum();
+            if counts.len() != count as usize || total != fds.len() as u64 {
+                return Err(malformed("descriptor counts do not add up"));
+            }
+            let mut fds = fds.into_iter();
+            for n in counts {
+                let mine = fds.by_ref().take(n as usize).collect();
+                shmproc_shm::with_received_fds(mine, || take(&mut rest))?;
+            }
+        }
+    }
+    if !rest.is_empty() {
+        return Err(malformed("bytes left over"));
+    }
+    Ok(items)
+}
+
+fn too_many_fds(n: usize) -> String {
+    format!(
+        "{n} anonymous handles in one message; at most {} (pass fewer, or named ones)",
+        crate::sys::MAX_FDS
+    )
 }
 
 /// The process a worker's replies go to: the one that started it (spawn or Pool).
@@ -127,3 +309,89 @@ pub(crate) fn decode_reply<R: DeserializeOwned>(reply: Frame) -> Result<R, Proce
 pub(crate) const REPLY_OK: u8 = 0;
 pub(crate) const REPLY_PANIC: u8 = 1;
 pub(crate) const REPLY_FAILED: u8 = 2;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Clone, Copy)]
+    struct One;
+    #[derive(Clone, Copy)]
+    struct Two;
+
+    impl Entry for One {
+        type Arg = u32;
+        type Ret = u32;
+        const KEY: &'static str = "tests::twin(u32) -> u32";
+        const HANDLE: Self = One;
+        fn call(self, x: u32) -> u32 {
+            x + 1
+        }
+    }
+
+    impl Entry for Two {
+        type Arg = u32;
+        type Ret = u32;
+        const KEY: &'static str = "tests::twin(u32) -> u32";
+        const HANDLE: Self = Two;
+        fn call(self, x: u32) -> u32 {
+            x * 2
+        }
+    }
+
+    #[test]
+    fn a_key_registered_twice_is_an_error_naming_both() {
+        let entries = [Registered::of::<One>(), Registered::of::<Two>()];
+        assert!(has_duplicates(&entries));
+        let message = find_in(&entries, One::KEY).unwrap_err();
+        assert!(message.contains("two entries"), "{message}");
+        assert!(message.contains("tests::One and "), "{message}");
+        assert!(message.contains("tests::Two"), "{message}");
+        let message = find_in(&entries[..1], "nope").unwrap_err();
+        assert!(message.contains("no entry"), "{message}");
+        assert!(!has_duplicates(&entries[..1]));
+        assert!(std::ptr::eq(
+            find_in(&entries[1..], Two::KEY).unwrap(),
+            &entries[1]
+        ));
+    }
+
+    #[test]
+    fn batches_split_by_count_and_round_trip() {
+        let items: Vec<u64> = (0..10).collect();
+        let batches = encode_batches(&items, 4).unwrap();
+        assert_eq!(batches.len(), 3);
+        let decoded: Vec<Vec<u64>> = batches
+            .into_iter()
+            .map(|b| decode_batch(b).unwrap())
+            .collect();
+        assert_eq!(decoded, [vec![0, 1, 2, 3], vec![4, 5, 6, 7], vec![8, 9]]);
+        assert!(encode_batches::<u64>(&[], 4).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_malformed_batch_is_an_error_never_a_panic() {
+        let good = encode_batches(&[7_u64, 300], 10)
+            .unwrap()
+            .pop()
+            .unwrap()
+            .bytes;
+        assert_eq!(good, [2, 0, 7, 172, 2]); // 2 items, no descriptors, 7, 300
+        let cases: [&[u8]; 7] = [
+            &[],                          // no head
+            &good[..3],                   // the second item missing
+            &good[..4],                   // the second item torn
+            &[2, 0, 7, 172, 2, 9],        // a byte left over
+            &[2, 1, 2, 0, 3, 7, 9],       // descriptors counted that did not come
+            &[2, 1, 1, 0, 7, 9],          // a count per item missing
+            &[255, 255, 255, 255, 15, 0], // four billion items that are not there
+        ];
+        for bytes in cases {
+            let batch = Frame {
+                bytes: bytes.to_vec(),
+                fds: Vec::new(),
+            };
+            assert!(decode_batch::<u64>(batch).is_err(), "{bytes:?}");
+        }
+    }
+}

@@ -46,8 +46,15 @@ pub enum ProcessError {
     Timeout,
     /// The result was already returned by an earlier `join_result*` / `wait*` call.
     ResultTaken,
-    /// The pool was shut down before the task could run.
+    /// The pool was shut down or terminated before the task finished (see `Pool`'s shutdown
+    /// table), or a task was submitted after `shutdown`.
     ShutDown,
+    /// `Pool::shutdown_timeout` ran out of time: it terminated the workers, and `abandoned`
+    /// tasks (queued or running) never finished; their waiters get [`ProcessError::ShutDown`].
+    ShutdownTimeout {
+        /// How many tasks were left unfinished.
+        abandoned: usize,
+    },
 }
 
 impl ProcessError {
@@ -88,7 +95,14 @@ impl fmt::Display for ProcessError {
             ProcessError::Failed(e) => write!(f, "the child could not run the entry: {e}"),
             ProcessError::Timeout => f.write_str("timed out; the result can be waited for again"),
             ProcessError::ResultTaken => f.write_str("the result was already taken"),
-            ProcessError::ShutDown => f.write_str("the pool was shut down before the task ran"),
+            ProcessError::ShutDown => {
+                f.write_str("the pool was shut down before the task finished")
+            }
+            ProcessError::ShutdownTimeout { abandoned } => write!(
+                f,
+                "the pool did not finish in time: its workers were terminated and {abandoned} \
+                 unfinished task(s) abandoned"
+            ),
         }
     }
 }

@@ -19,6 +19,10 @@
 mod current;
 mod entry;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
+mod owner_ends;
+mod owner_watch;
 mod pool;
 mod process;
 mod spawn;

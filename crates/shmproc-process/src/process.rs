@@ -1,21 +1,40 @@
-//! `Process`: a child process started by `fork`, with join, timeouts and signals.
+//! `Process`: a child process started by `fork` or `spawn`, with join, timeouts and signals.
+//!
+//! A spawned child sends its result on a socket; the parent reads it *while* it waits for the
+//! child to exit (`join`, `join_timeout`, `is_alive` all read what has arrived), and keeps it
+//! for `join_result`. So a result larger than the socket buffer never leaves the child blocked
+//! in `send` while the parent waits for it to exit.
+//!
+//! | the child …                                   | what the parent sees                       |
+//! |-----------------------------------------------|--------------------------------------------|
+//! | returns (fork), or replies and exits (spawn)  | its exit status; `join_result` the result  |
+//! | panics                                        | [`PANIC_EXIT_CODE`], or `Panicked` (spawn) |
+//! | is killed, even mid-reply                     | `Signaled`, even while descendants that    |
+//! |                                               | inherited its channel live on              |
+//! | outlives a dropped `Process`                  | nothing: not stopped (reaped if exited)    |
+//! | outlives its parent                           | lives on, like Python's; pool workers die  |
+//! |                                               | with their owner instead (see `worker`)    |
 
 use std::fmt;
 use std::io::{self, Write};
 use std::marker::PhantomData;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::process::ExitStatus;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::current::set_current_name;
+use crate::current::{set_current_name, set_forked_from};
+use crate::owner_ends;
 use crate::sys::{self, Forked};
-use crate::transport::Channel;
+use crate::transport::{Channel, Frame, Partial, Ready};
 
 /// Exit code of a forked child whose closure panicked (the same as a panicking Rust `main`).
 pub const PANIC_EXIT_CODE: i32 = 101;
+
+/// Longest sleep between checks when the kernel has no pidfd to wait on.
+const NAP: Duration = Duration::from_millis(1);
 
 static NEXT_NUMBER: AtomicU32 = AtomicU32::new(1);
 
@@ -36,23 +55,56 @@ pub struct Process<R = ()> {
     pid: u32,
     name: String,
     pidfd: Option<OwnedFd>,
-    /// Set once the child has been reaped; also serialises reaping and signalling so a signal
-    /// never reaches a recycled pid.
+    /// Set once the child has been reaped; also serialises reaping and signalling, so that
+    /// without a pidfd a signal by pid never reaches a recycled pid.
     status: Mutex<Option<ExitStatus>>,
-    /// Where a spawned child's result comes from.
-    pub(crate) result: Mutex<ResultLink>,
+    /// A spawned child's channel: jobs go out, the result comes back.
+    channel: Option<Channel>,
+    /// The result, as far as it has arrived.
+    reply: Mutex<Reply>,
     _result: PhantomData<fn() -> R>,
 }
 
-/// The state of a process's result.
+/// How a process delivers its result (given to [`Process::started`]).
 #[derive(Debug)]
 pub(crate) enum ResultLink {
     /// A forked process: its "result" is its exit status.
     Forked,
     /// A spawned child will send its result here.
     Pending(Channel),
-    /// Already returned (or the child went away without one).
+}
+
+/// The state of a spawned child's result.
+#[derive(Debug)]
+enum Reply {
+    /// A forked process: none comes.
+    None,
+    /// Being read: the part that has arrived so far.
+    Reading(Partial),
+    /// Arrived whole, not yet returned.
+    Arrived(Frame),
+    /// The stream ended (or tore) without a whole result: the exit status will say why.
+    Missing,
+    /// Returned, or the child exited without one.
     Taken,
+}
+
+/// What [`Process::take_reply`] found.
+pub(crate) enum Took {
+    /// The result, now taken.
+    Frame(Frame),
+    /// An earlier call took it.
+    Taken,
+    /// Nothing to return (yet, unless the child has exited).
+    Nothing,
+}
+
+/// Why [`Process::wait_until`] returned.
+pub(crate) enum Waited {
+    Exited(ExitStatus),
+    /// A spawned child's result has arrived whole.
+    Replied,
+    TimedOut,
 }
 
 /// `Process-N`, counting up in this process.
@@ -65,12 +117,25 @@ impl Process<()> {
     /// [`PANIC_EXIT_CODE`] if `f` panics. The child leaves the shared objects it is a member of
     /// (pipe ends, barriers: its peers see it leave, not die; see [`shmproc_shm::leave_all`]),
     /// flushes stdout/stderr, then exits with `_exit`: it never returns into the caller, runs no
-    /// other destructors and never runs the parent's test harness twice. The parent drops its copy of `f` right away, so handles moved
-    /// into `f` are released in the parent.
+    /// other destructors and never runs the parent's test harness twice. The parent drops its
+    /// copy of `f` right away, so handles moved into `f` are released in the parent.
     ///
-    /// Forking a multi-threaded program is allowed but the child then must not need locks that
-    /// other threads held at the time (shmproc itself relies on none; stdout/stderr are taken
-    /// across the fork so printing works).
+    /// Before `f` runs, the child lets go of its copies of the channels this process keeps to
+    /// its other children (spawned processes, pool workers), so they still see end-of-stream
+    /// when this process dies; a `Process` or `Pool` moved into `f` therefore cannot talk to
+    /// its children from there.
+    ///
+    /// # Forking a multi-threaded program
+    /// The child starts with one thread, a copy of the caller; every other thread of the parent
+    /// is, for the child, stopped forever wherever it was. So `f` must not wait for anything
+    /// another thread may have held at that moment: a `Mutex`/`RwLock` shared with other
+    /// threads, a lock inside a library (a logger, a runtime, a connection pool), `stdin`. It
+    /// may allocate (glibc's allocator is reset for the child), print (`fork` holds the stdout
+    /// and stderr locks across the fork, so the child finds them free) and use shmproc handles
+    /// (their locks live in shared memory: a parent thread holding one still releases it).
+    /// shmproc's own steps in the child (naming it, letting go of channels, leaving shared
+    /// objects) are written to take no lock. When `f` needs more, use [`Process::spawn`], which
+    /// starts a fresh copy of the program instead.
     ///
     /// # Errors
     /// The OS error if `fork` fails (e.g. too many processes).
@@ -87,6 +152,7 @@ impl Process<()> {
         f: F,
     ) -> io::Result<Process> {
         let name = name.into();
+        let parent = std::process::id();
         // Boxed before the fork, so the child allocates nothing (each page it writes is a
         // copy-on-write fault: a short-lived child should touch as little as possible).
         let child_name = Box::new(name.clone());
@@ -99,7 +165,7 @@ impl Process<()> {
         match sys::fork()? {
             Forked::Child => {
                 drop((out, err));
-                run_child(child_name, f)
+                run_child(child_name, parent, f)
             }
             Forked::Parent(pid) => {
                 drop((out, err, child_name));
@@ -111,8 +177,10 @@ impl Process<()> {
 }
 
 #[allow(clippy::box_collection)] // see `set_current_name`
-fn run_child<F: FnOnce()>(name: Box<String>, f: F) -> ! {
+fn run_child<F: FnOnce()>(name: Box<String>, parent: u32, f: F) -> ! {
     set_current_name(name);
+    set_forked_from(parent);
+    owner_ends::release_inherited();
     let code = match catch_unwind(AssertUnwindSafe(f)) {
         Ok(()) => 0,
         Err(_) => PANIC_EXIT_CODE,
@@ -125,13 +193,18 @@ fn run_child<F: FnOnce()>(name: Box<String>, f: F) -> ! {
 }
 
 impl<R> Process<R> {
-    pub(crate) fn started(pid: u32, name: String, result: ResultLink) -> Process<R> {
+    pub(crate) fn started(pid: u32, name: String, link: ResultLink) -> Process<R> {
+        let (channel, reply) = match link {
+            ResultLink::Forked => (None, Reply::None),
+            ResultLink::Pending(channel) => (Some(channel), Reply::Reading(Partial::default())),
+        };
         Process {
             pid,
             name,
             pidfd: sys::pidfd_open(pid),
             status: Mutex::new(None),
-            result: Mutex::new(result),
+            channel,
+            reply: Mutex::new(reply),
             _result: PhantomData,
         }
     }
@@ -139,6 +212,11 @@ impl<R> Process<R> {
     /// The pidfd (readable once the child exited), if the kernel has them.
     pub(crate) fn pidfd_raw(&self) -> Option<std::os::fd::RawFd> {
         self.pidfd.as_ref().map(std::os::fd::AsRawFd::as_raw_fd)
+    }
+
+    /// A spawned child's channel.
+    pub(crate) fn channel(&self) -> Option<&Channel> {
+        self.channel.as_ref()
     }
 
     /// The child's process id.
@@ -153,6 +231,7 @@ impl<R> Process<R> {
 
     /// Whether the child still runs (an exited child is reaped by this call).
     pub fn is_alive(&self) -> bool {
+        self.pump();
         matches!(self.poll_status(), Ok(None))
     }
 
@@ -161,10 +240,12 @@ impl<R> Process<R> {
     /// # Errors
     /// The OS error of `waitpid` (e.g. the child was reaped by someone else).
     pub fn exit_status(&self) -> io::Result<Option<ExitStatus>> {
+        self.pump();
         self.poll_status()
     }
 
-    /// Waits for the child to exit and returns its status.
+    /// Waits for the child to exit and returns its status. A spawned child's result is read
+    /// meanwhile and kept for [`join_result`](Process::join_result), whatever its size.
     ///
     /// # Errors
     /// The OS error of `waitpid`/`poll`.
@@ -176,33 +257,22 @@ impl<R> Process<R> {
         }
     }
 
-    /// Waits at most `timeout` (monotonic clock); `Ok(None)` if the child still runs.
+    /// Waits at most `timeout` (monotonic clock); `Ok(None)` if the child still runs. Reads a
+    /// spawned child's result meanwhile, like [`join`](Process::join).
     ///
     /// # Errors
     /// As [`join`](Process::join).
     pub fn join_timeout(&self, timeout: Duration) -> io::Result<Option<ExitStatus>> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.poll_status()? {
-                return Ok(Some(status));
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(None);
-            }
-            match &self.pidfd {
-                Some(fd) => {
-                    sys::wait_readable(fd, left)?;
-                }
-                None => std::thread::sleep(left.min(Duration::from_millis(1))),
-            }
+        match self.wait_until(Instant::now() + timeout, false)? {
+            Waited::Exited(status) => Ok(Some(status)),
+            Waited::Replied | Waited::TimedOut => Ok(None),
         }
     }
 
     /// Asks the child to stop (SIGTERM). No effect if it has already exited.
     ///
     /// # Errors
-    /// The OS error of `kill`.
+    /// The OS error of `pidfd_send_signal` (or `kill` where the kernel has no pidfds).
     pub fn terminate(&self) -> io::Result<()> {
         self.signal(sys::SIGTERM)
     }
@@ -210,27 +280,106 @@ impl<R> Process<R> {
     /// Stops the child at once (SIGKILL). No effect if it has already exited.
     ///
     /// # Errors
-    /// The OS error of `kill`.
+    /// The OS error of `pidfd_send_signal` (or `kill` where the kernel has no pidfds).
     pub fn kill(&self) -> io::Result<()> {
         self.signal(sys::SIGKILL)
     }
 
     fn signal(&self, signal: i32) -> io::Result<()> {
-        let status = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        let status = lock(&self.status);
         if status.is_some() {
             return Ok(());
         }
-        // Not reaped yet (and we hold the reaping lock), so the pid cannot have been recycled.
-        sys::kill(self.pid, signal)
+        match &self.pidfd {
+            // The pidfd names this very process, even once it is gone and its pid reused.
+            Some(pidfd) => sys::pidfd_kill(pidfd.as_fd(), signal),
+            // Not reaped yet (and we hold the reaping lock), so the pid cannot have been
+            // recycled — unless someone else reaps our children (SIGCHLD ignored).
+            None => sys::kill(self.pid, signal),
+        }
     }
 
-    fn poll_status(&self) -> io::Result<Option<ExitStatus>> {
-        let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
+    pub(crate) fn poll_status(&self) -> io::Result<Option<ExitStatus>> {
+        let mut status = lock(&self.status);
         if status.is_none() {
-            *status = sys::try_reap(self.pid)?;
+            *status = sys::try_reap(self.pid, self.pidfd.as_ref().map(AsFd::as_fd))?;
         }
         Ok(*status)
     }
+
+    /// Reads what has arrived of a spawned child's result, without blocking. `true` while
+    /// more is expected (the channel is worth waiting on).
+    fn pump(&self) -> bool {
+        let mut reply = lock(&self.reply);
+        let Reply::Reading(partial) = &mut *reply else {
+            return false;
+        };
+        let Some(channel) = &self.channel else {
+            *reply = Reply::Missing;
+            return false;
+        };
+        match channel.read_ready(partial) {
+            Ok(Ready::More) => return true,
+            Ok(Ready::Frame(frame)) => *reply = Reply::Arrived(frame),
+            // The child closed its end without a result, died mid-way, or sent garbage.
+            Ok(Ready::Ended) | Err(_) => *reply = Reply::Missing,
+        }
+        false
+    }
+
+    /// Waits until the child exits, `deadline` passes, or (if `until_reply`) a spawned child's
+    /// result has arrived whole — reading the result meanwhile in every case.
+    pub(crate) fn wait_until(&self, deadline: Instant, until_reply: bool) -> io::Result<Waited> {
+        loop {
+            let reading = self.pump();
+            if until_reply && matches!(*lock(&self.reply), Reply::Arrived(_)) {
+                return Ok(Waited::Replied);
+            }
+            if let Some(status) = self.poll_status()? {
+                return Ok(Waited::Exited(status));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(Waited::TimedOut);
+            }
+            let channel = self.channel.as_ref().filter(|_| reading).map(AsFd::as_fd);
+            match (&self.pidfd, channel) {
+                (Some(pidfd), channel) => {
+                    sys::poll_fds(&[Some(pidfd.as_fd()), channel], Some(left))?;
+                }
+                (None, Some(channel)) => {
+                    sys::poll_fds(&[Some(channel)], Some(left.min(NAP)))?;
+                }
+                (None, None) => std::thread::sleep(left.min(NAP)),
+            }
+        }
+    }
+
+    /// Takes a spawned child's result if it has arrived. Call with `exited` only after the
+    /// child was reaped: everything it sent is readable then, so a result not complete by now
+    /// never will be, and the result counts as taken (the exit status says what happened).
+    pub(crate) fn take_reply(&self, exited: bool) -> Took {
+        self.pump();
+        let mut reply = lock(&self.reply);
+        match std::mem::replace(&mut *reply, Reply::Taken) {
+            Reply::Arrived(frame) => Took::Frame(frame),
+            Reply::Taken => Took::Taken,
+            Reply::None => {
+                *reply = Reply::None;
+                Took::Nothing
+            }
+            unsettled @ (Reply::Reading(_) | Reply::Missing) => {
+                if !exited {
+                    *reply = unsettled;
+                }
+                Took::Nothing
+            }
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl<R> Drop for Process<R> {
@@ -242,7 +391,7 @@ impl<R> Drop for Process<R> {
 
 impl<R> fmt::Debug for Process<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let status = *self.status.lock().unwrap_or_else(|e| e.into_inner());
+        let status = *lock(&self.status);
         f.debug_struct("Process")
             .field("pid", &self.pid)
             .field("name", &self.name)

@@ -7,18 +7,27 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 
 use crate::entry::{decode_reply, encode_for, Entry};
-use crate::process::{next_name, ResultLink};
+use crate::process::{next_name, ResultLink, Took, Waited};
 use crate::transport::{Channel, Frame};
-use crate::worker::{job_head, Op, DISPATCH, SPAWN_ENV};
+use crate::worker::{job_head, Op, DISPATCH, SPAWN_ENV, WORKER_ENV};
 use crate::{sys, Process, ProcessError};
 
-/// Starts a fresh copy of this program (`/proc/self/exe`) that serves jobs on the returned
-/// channel (see `worker::serve`) and never runs `main`.
+/// Starts a pool worker: a fresh copy of this program (`/proc/self/exe`) that serves jobs on
+/// the returned channel (see `worker::serve_jobs`), never runs `main`, and dies with this
+/// process (see `owner_watch`).
 pub(crate) fn start_child(name: &str) -> io::Result<(u32, Channel)> {
+    start(name, true)
+}
+
+/// Starts a fresh copy of this program serving jobs on the returned channel; with
+/// `dies_with_owner`, the child is killed when this process dies.
+fn start(name: &str, dies_with_owner: bool) -> io::Result<(u32, Channel)> {
     // Keep the before-main dispatcher linked into every program that can spawn.
     std::hint::black_box(&DISPATCH);
     let (ours, theirs) = Channel::pair()?;
-    let pid = sys::spawn_self(std::os::fd::AsFd::as_fd(&theirs), SPAWN_ENV, name)?;
+    let worker = if dies_with_owner { "1" } else { "0" };
+    let env = [(SPAWN_ENV, name), (WORKER_ENV, worker)];
+    let pid = sys::spawn_self(std::os::fd::AsFd::as_fd(&theirs), &env)?;
     Ok((pid, ours))
 }
 
@@ -64,8 +73,10 @@ impl<R: DeserializeOwned> Process<R> {
     /// cannot start the process.
     pub fn spawn<E: Entry<Ret = R>>(entry: E, arg: E::Arg) -> Result<Process<R>, ProcessError> {
         let _ = entry;
+        // A key registered twice is refused here, before a child is started.
+        crate::entry::check_registered(E::KEY)?;
         let name = next_name();
-        let (pid, channel) = start_child(&name)?;
+        let (pid, channel) = start(&name, false)?;
         let process = Process::started(pid, name, ResultLink::Pending(channel));
         // Encoded for the child once it exists: pipe ends in `arg` register it as recipient.
         let arg = match encode_for(&arg, Some(pid)) {
@@ -76,18 +87,20 @@ impl<R: DeserializeOwned> Process<R> {
                 return Err(ProcessError::Encode(e));
             }
         };
-        if let ResultLink::Pending(channel) = &*process.result.lock().expect("fresh lock") {
+        if let Some(channel) = process.channel() {
             send_job(channel, Op::Call, E::KEY, &arg)?;
             send_job(channel, Op::Exit, "", &Frame::default())?;
         }
         Ok(process)
     }
 
-    /// Waits for the entry's return value (Python's `join()` + the target's result).
+    /// Waits for the entry's return value (Python's `join()` + the target's result). The
+    /// result may also have been read by an earlier [`join`](Process::join) and kept.
     ///
     /// # Errors
     /// [`ProcessError::Panicked`] with the panic message; [`ProcessError::Signaled`] (naming
-    /// the signal) or [`ProcessError::Exited`] if the child died without a result;
+    /// the signal) or [`ProcessError::Exited`] if the child died without a result — reported
+    /// when the child dies, even if processes it started still hold its channel;
     /// [`ProcessError::ResultTaken`] on a second call. A forked process gives `Ok` when it
     /// exited with 0.
     pub fn join_result(&self) -> Result<R, ProcessError> {
@@ -106,33 +119,25 @@ impl<R: DeserializeOwned> Process<R> {
     /// As `join_result`, plus `Timeout`.
     pub fn join_result_timeout(&self, timeout: Duration) -> Result<R, ProcessError> {
         let deadline = Instant::now() + timeout;
-        let left = || deadline.saturating_duration_since(Instant::now());
-        let mut link = self.result.lock().unwrap_or_else(|e| e.into_inner());
-        let reply = match &*link {
-            ResultLink::Taken => return Err(ProcessError::ResultTaken),
-            ResultLink::Forked => None,
-            ResultLink::Pending(channel) => match channel.recv(Some(left())) {
-                Ok(reply) => {
-                    *link = ResultLink::Taken;
-                    reply
+        loop {
+            // Status first: once the child is reaped, all it sent can be read right away.
+            let status = self.poll_status()?;
+            match self.take_reply(status.is_some()) {
+                Took::Frame(reply) => {
+                    // The child exits right after replying; reap it so no zombie stays behind.
+                    let _ = self.wait_until(deadline, false);
+                    return decode_reply(reply);
                 }
-                Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(ProcessError::Timeout),
-                Err(_) => {
-                    // A torn reply: the child died while sending.
-                    *link = ResultLink::Taken;
-                    None
+                Took::Taken => return Err(ProcessError::ResultTaken),
+                Took::Nothing => {
+                    if let Some(status) = status {
+                        return result_of_exit(status);
+                    }
                 }
-            },
-        };
-        drop(link);
-        if let Some(reply) = reply {
-            // The child exits right after replying; reap it so no zombie stays behind.
-            let _ = self.join_timeout(left());
-            return decode_reply(reply);
-        }
-        match self.join_timeout(left())? {
-            None => Err(ProcessError::Timeout),
-            Some(status) => result_of_exit(status),
+            }
+            if let Waited::TimedOut = self.wait_until(deadline, true)? {
+                return Err(ProcessError::Timeout);
+            }
         }
     }
 }

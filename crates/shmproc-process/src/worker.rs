@@ -1,16 +1,43 @@
 //! The child side: a spawned (or forked) process serving jobs from its channel, and the
 //! constructor that turns a re-executed binary into such a child before `main` runs.
+//!
+//! # Who may start a child, and when it ends
+//! A re-executed binary serves jobs only if descriptor 3 is a socket created by its parent
+//! (`SO_PEERCRED`) and it was not started setuid/setgid (`AT_SECURE`): otherwise any program
+//! linking shmproc could be made to run entries for whoever forged the environment variable.
+//! It then makes descriptor 3 close-on-exec, so programs an entry starts do not inherit it (the
+//! parent sees the child's death even while they live), and reads `/dev/null` as stdin.
+//!
+//! | a child …                    | ends when                                              |
+//! |------------------------------|--------------------------------------------------------|
+//! | of `Process::spawn`          | its entry returned and the result is sent             |
+//! | pool worker, idle            | told to exit, or end-of-stream: its owner dropped the  |
+//! |                              | channel or died (only the owner holds the other end)   |
+//! | pool worker, busy            | at once when its owner dies (see `owner_watch`)        |
+//! | pool worker whose owner died | at once, as its parent is no longer the owner          |
+//! | before it started serving    |                                                        |
+//! | started by a forged or       | at once, before `main`, with a message and exit code 2 |
+//! | setuid start                 |                                                        |
 
 use std::io::{self, Write};
+use std::os::fd::AsFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use crate::entry::{lookup, REPLY_FAILED, REPLY_OK, REPLY_PANIC};
+use crate::entry::{REPLY_FAILED, REPLY_OK, REPLY_PANIC};
+use crate::owner_watch::die_with;
 use crate::transport::{Channel, Frame};
 use crate::{current, sys};
 
 /// Environment variable telling a re-executed binary to serve jobs on descriptor 3; its
 /// value is the process name.
 pub const SPAWN_ENV: &str = "SHMPROC_SPAWN_CHILD";
+
+/// Environment variable with which a spawned child learns it is a pool worker (`1`), which
+/// dies with its owner, rather than the child of `Process::spawn` (`0`).
+pub(crate) const WORKER_ENV: &str = "SHMPROC_SPAWN_WORKER";
+
+/// Exit code of a re-executed binary that refuses to serve (see the module docs).
+const REFUSED: i32 = 2;
 
 /// What a job frame asks for.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -33,8 +60,19 @@ pub(crate) fn job_head(op: Op, key: &str) -> Vec<u8> {
     head
 }
 
-/// Serves jobs until told to exit or the parent goes away, then leaves the process.
+/// The body of a forked pool worker (a child of `Process::fork`): dies with its owner (see
+/// `owner_watch`), then serves jobs like a spawned one.
 pub(crate) fn serve(channel: &Channel) -> ! {
+    if let Some(owner) = current::forked_from() {
+        if !die_with(owner) {
+            finish(1);
+        }
+    }
+    serve_jobs(channel)
+}
+
+/// Serves jobs until told to exit or the parent goes away, then leaves the process.
+fn serve_jobs(channel: &Channel) -> ! {
     while let Ok(Some(job)) = channel.recv(None) {
         let Some((op, key, arg)) = parse_job(job) else {
             break;
@@ -50,13 +88,18 @@ pub(crate) fn serve(channel: &Channel) -> ! {
             break;
         }
     }
+    finish(0)
+}
+
+/// Leaves the process: shared objects, then stdio, then `_exit(code)`.
+fn finish(code: i32) -> ! {
     shmproc_shm::leave_all(); // a handle kept past its entry leaves, not dies
     let _ = io::stdout().flush();
     let _ = io::stderr().flush();
-    sys::exit_now(0)
+    sys::exit_now(code)
 }
 
-fn parse_job(job: Frame) -> Option<(Op, String, Frame)> {
+pub(crate) fn parse_job(job: Frame) -> Option<(Op, String, Frame)> {
     let Frame { mut bytes, fds } = job;
     let op = match *bytes.first()? {
         0 => Op::Call,
@@ -81,10 +124,9 @@ fn run_job(op: Op, key: &str, arg: Frame) -> (u8, Frame) {
             },
         )
     };
-    let Some(entry) = lookup(key) else {
-        return failed(format!(
-            "no entry {key:?} in this binary (spawn re-runs the same executable; was it rebuilt?)"
-        ));
+    let entry = match crate::entry::find(key) {
+        Ok(entry) => entry,
+        Err(msg) => return failed(msg),
     };
     let run = if op == Op::CallMany {
         entry.run_many
@@ -118,17 +160,60 @@ extern "C" fn dispatch_before_main() {
     let Some(name) = std::env::var_os(SPAWN_ENV) else {
         return;
     };
+    let worker = std::env::var_os(WORKER_ENV).is_some_and(|v| v == "1");
     // Not inherited by processes the entry starts itself.
     std::env::remove_var(SPAWN_ENV);
-    if !sys::is_socket(sys::CHILD_FD) {
-        eprintln!("shmproc: {SPAWN_ENV} is set but descriptor 3 is no channel; not a child");
-        sys::exit_now(2);
+    std::env::remove_var(WORKER_ENV);
+    let channel = adopt_channel();
+    if worker && !die_with(channel.peer) {
+        refuse(&format!(
+            "its parent (pid {}) exited before it could start",
+            channel.peer
+        ));
     }
     current::set_current_name(Box::new(name.to_string_lossy().into_owned()));
-    // SAFETY: the parent installed our channel at CHILD_FD (checked to be a socket) and nothing
-    // in this process has touched it yet.
+    serve_jobs(&channel.channel)
+}
+
+/// The channel at descriptor 3 and the pid of the process that made it (our parent).
+struct Adopted {
+    channel: Channel,
+    peer: u32,
+}
+
+/// Takes descriptor 3 if this start is genuine (see the module docs); refuses otherwise.
+fn adopt_channel() -> Adopted {
+    if sys::is_secure_start() {
+        refuse("this program runs setuid/setgid or with added capabilities (AT_SECURE)");
+    }
+    if !sys::is_socket(sys::CHILD_FD) {
+        refuse("descriptor 3 is no channel");
+    }
+    // SAFETY: descriptor 3 is open (a socket, checked above). A genuine parent installed it
+    // before exec, so no code in this process can have opened another file at that number; in
+    // a forged start it may be anyone's, but then we `_exit` below without closing or using
+    // it beyond the checks. Nothing else in this process uses descriptor 3 by number.
     let channel = Channel::from_fd(unsafe { sys::own_fd(sys::CHILD_FD) });
-    serve(&channel)
+    if let Err(e) = sys::set_cloexec(channel.as_fd()) {
+        refuse(&format!("descriptor 3 cannot be made close-on-exec: {e}"));
+    }
+    let peer = match sys::peer_pid(channel.as_fd()) {
+        Ok(pid) => pid,
+        Err(e) => refuse(&format!("descriptor 3 has no peer credentials: {e}")),
+    };
+    let parent = sys::parent_pid().unwrap_or(0);
+    if peer != parent {
+        refuse(&format!(
+            "descriptor 3 was made by pid {peer}, not by this process's parent (pid {parent})"
+        ));
+    }
+    Adopted { channel, peer }
+}
+
+/// Explains why this process does not serve, and exits with [`REFUSED`] before `main`.
+fn refuse(why: &str) -> ! {
+    eprintln!("shmproc: {SPAWN_ENV} is set but {why}: refusing to run entries; exiting");
+    sys::exit_now(REFUSED)
 }
 
 #[cfg(target_os = "linux")]

@@ -70,6 +70,32 @@ pub enum SegmentError {
         /// Type found.
         found: String,
     },
+    /// `create` could not reserve the segment's memory: `/dev/shm` (or, for an anonymous
+    /// segment, the memory available to this process) has no room for it. Nothing was left
+    /// behind; nothing will fail later with SIGBUS.
+    NoSpace {
+        /// The segment's name, `None` for an anonymous segment.
+        name: Option<String>,
+        /// Bytes asked for (header included).
+        bytes: u64,
+        /// What the OS said (`ENOSPC`, `ENOMEM`, …).
+        source: io::Error,
+    },
+    /// `open` refused a file that is not private to this user: another user owns it, or group
+    /// or others may read or write it (someone could have planted or may change it). Opt in to
+    /// sharing with a group through [`OpenOptions::allow_group`](crate::OpenOptions::allow_group).
+    NotPrivate {
+        /// The segment's name.
+        name: String,
+        /// The file's owner (user id).
+        owner: u32,
+        /// The file's group (group id).
+        group: u32,
+        /// The file's permission bits.
+        mode: u32,
+        /// Why it is refused.
+        reason: &'static str,
+    },
     /// The object already has as many member processes as it can track (see
     /// [`ROSTER_SLOTS`](crate::ROSTER_SLOTS)): this process cannot take part.
     TooManyProcesses(crate::RosterFull),
@@ -126,6 +152,37 @@ impl fmt::Display for SegmentError {
                 f,
                 "shared segment {name:?} holds elements of type {found}, not {expected}"
             ),
+            SegmentError::NoSpace {
+                name: Some(name),
+                bytes,
+                source,
+            } => write!(
+                f,
+                "{} has no room for {bytes} bytes (shared segment {name:?}): free space there \
+                 (`shmproc clean`, `df {}`) or make the segment smaller ({source})",
+                crate::sys::SHM_DIR,
+                crate::sys::SHM_DIR
+            ),
+            SegmentError::NoSpace {
+                name: None,
+                bytes,
+                source,
+            } => write!(
+                f,
+                "no room for {bytes} bytes of shared memory for an anonymous segment ({source})"
+            ),
+            SegmentError::NotPrivate {
+                name,
+                owner,
+                group,
+                mode,
+                reason,
+            } => write!(
+                f,
+                "refusing to open shared segment {name:?}: {reason} (owner uid {owner}, group \
+                 gid {group}, mode {mode:04o}); remove it with `shmproc rm {name}` if it is not \
+                 yours"
+            ),
             SegmentError::TooManyProcesses(full) => full.fmt(f),
             SegmentError::Io(e) => write!(f, "shared memory: {e}"),
         }
@@ -135,7 +192,7 @@ impl fmt::Display for SegmentError {
 impl std::error::Error for SegmentError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            SegmentError::Io(e) => Some(e),
+            SegmentError::Io(e) | SegmentError::NoSpace { source: e, .. } => Some(e),
             SegmentError::TooManyProcesses(full) => Some(full),
             _ => None,
         }
@@ -151,7 +208,8 @@ impl From<io::Error> for SegmentError {
 impl From<SegmentError> for io::Error {
     fn from(e: SegmentError) -> io::Error {
         let kind = match &e {
-            SegmentError::Io(inner) => inner.kind(),
+            SegmentError::Io(inner) | SegmentError::NoSpace { source: inner, .. } => inner.kind(),
+            SegmentError::NotPrivate { .. } => io::ErrorKind::PermissionDenied,
             SegmentError::InvalidName { .. } => io::ErrorKind::InvalidInput,
             SegmentError::NotFound { .. } => io::ErrorKind::NotFound,
             SegmentError::AlreadyExists { .. } => io::ErrorKind::AlreadyExists,

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use memmap2::{MmapOptions, MmapRaw};
 
 use crate::header::{HeaderFields, RawHeader, FLAG_PERSIST, MAGIC, PAYLOAD_OFFSET, READY, VERSION};
-use crate::{sys, AtomicShareable, Kind, SegmentError, TypeInfo};
+use crate::validate::{check_kind_and_type, corrupt, validate_fields, validate_name};
+use crate::{named, sys, AtomicShareable, Kind, OpenOptions, SegmentError, TypeInfo};
 
 /// How long `open` waits for a creator that is still initialising.
 const READY_WAIT: Duration = Duration::from_millis(500);
@@ -36,7 +37,12 @@ pub struct Spec {
 ///
 /// Anonymous segments (memfd) have no name anywhere and vanish with their last mapping. Named
 /// segments live in `/dev/shm/shmproc.NAME` and are unlinked when the creating process drops the
-/// segment, unless [`persist`](Segment::persist) was called.
+/// segment, unless [`persist`](Segment::persist) was called. Every process holding a named
+/// segment holds a lock on its file for as long as it has it mapped, so `shmproc clean` removes
+/// only segments nobody holds (the lifecycle table is in the `named` module's docs).
+///
+/// A segment's memory is reserved when it is created: a full `/dev/shm` is an error from
+/// `create` ([`SegmentError::NoSpace`]), never a SIGBUS at the first write.
 pub struct Segment {
     map: MmapRaw,
     file: File,
@@ -46,116 +52,148 @@ pub struct Segment {
     payload_len: usize,
 }
 
-/// Checks a user-given segment name: `[A-Za-z0-9._-]`, 1–40 characters.
-pub fn validate_name(name: &str) -> Result<(), SegmentError> {
-    let ok = (1..=40).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
-    if ok {
-        Ok(())
-    } else {
-        Err(SegmentError::InvalidName {
-            name: name.to_owned(),
-        })
-    }
-}
-
 fn os_name(name: &str) -> String {
     format!("{NAME_PREFIX}{name}")
 }
 
 impl Segment {
-    /// Creates an anonymous segment (a sealed memfd), runs `init` on its zeroed payload, then
-    /// publishes it as ready.
+    /// Creates an anonymous segment (a sealed memfd), reserves its memory, runs `init` on its
+    /// zeroed payload, then publishes it as ready.
     ///
     /// # Errors
-    /// [`SegmentError::Io`] when the OS refuses (out of memory or descriptors).
+    /// [`SegmentError::NoSpace`] when the memory cannot be reserved; [`SegmentError::Io`] when
+    /// the OS refuses otherwise (out of descriptors, …).
     pub fn create_anonymous(
         spec: &Spec,
         init: impl FnOnce(&Segment) -> Result<(), SegmentError>,
     ) -> Result<Segment, SegmentError> {
         let total = total_len(spec.payload_len)?;
         let file = sys::memfd_create(&format!("shmproc-{:?}", spec.kind), total)?;
+        reserve(&file, total, None)?;
         sys::seal_size(&file)?;
         let seg = Segment::map(file, None, None, spec.payload_len)?;
         seg.initialise(spec, init)?;
         Ok(seg)
     }
 
-    /// Creates a named segment `/dev/shm/shmproc.NAME` (mode 0600, fails if it exists), runs
-    /// `init` on its zeroed payload, then publishes it as ready.
+    /// Creates a named segment `/dev/shm/shmproc.NAME` (mode 0600, fails if it exists),
+    /// reserves its memory, runs `init` on its zeroed payload, then publishes it as ready.
     ///
     /// # Errors
-    /// [`SegmentError::InvalidName`], [`SegmentError::AlreadyExists`], or [`SegmentError::Io`].
+    /// [`SegmentError::InvalidName`], [`SegmentError::AlreadyExists`],
+    /// [`SegmentError::NoSpace`] (nothing is left behind), or [`SegmentError::Io`].
     pub fn create_named(
         name: &str,
         spec: &Spec,
         init: impl FnOnce(&Segment) -> Result<(), SegmentError>,
     ) -> Result<Segment, SegmentError> {
+        Segment::create_named_with(name, spec, &OpenOptions::new(), init)
+    }
+
+    /// Like [`create_named`](Segment::create_named), shared as `options` say (mode 0660 with
+    /// [`OpenOptions::allow_group`]).
+    ///
+    /// # Errors
+    /// As [`create_named`](Segment::create_named).
+    ///
+    /// # Examples
+    /// See [`OpenOptions`].
+    pub fn create_named_with(
+        name: &str,
+        spec: &Spec,
+        options: &OpenOptions,
+        init: impl FnOnce(&Segment) -> Result<(), SegmentError>,
+    ) -> Result<Segment, SegmentError> {
         validate_name(name)?;
         let total = total_len(spec.payload_len)?;
         let os = os_name(name);
-        let file = sys::shm_create(&os).map_err(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => SegmentError::AlreadyExists {
-                name: name.to_owned(),
-            },
-            _ => SegmentError::Io(e),
-        })?;
-        // From here on the file exists: remove it again if anything fails.
-        let result = (|| {
-            file.set_len(total)?;
-            let seg = Segment::map(
-                file,
-                Some(name.to_owned()),
-                Some(sys::getpid()),
-                spec.payload_len,
-            )?;
-            seg.initialise(spec, init)?;
-            Ok(seg)
-        })();
-        if result.is_err() {
-            let _ = sys::shm_unlink(&os);
+        // Holds the creator's locks from here on (see `named`).
+        let file = named::create(name, &os, options)?;
+        let mapped = file
+            .set_len(total)
+            .map_err(SegmentError::Io)
+            .and_then(|()| reserve(&file, total, Some(name)))
+            .and_then(|()| Ok(map_len(&file, spec.payload_len)?));
+        let map = match mapped {
+            Ok(map) => map,
+            Err(e) => {
+                let _ = named::unlink_if_same(&os, &file);
+                return Err(e);
+            }
+        };
+        let seg = Segment {
+            map,
+            file,
+            name: Some(name.to_owned()),
+            creator_pid: Some(sys::getpid()),
+            payload_len: spec.payload_len,
+        };
+        if let Err(e) = seg.initialise(spec, init) {
+            // Unlinked even if `init` called `persist`: the segment was never finished.
+            let _ = named::unlink_if_same(&os, &seg.file);
+            return Err(e);
         }
-        result
+        named::initialised(&seg.file);
+        Ok(seg)
     }
 
     /// Opens the named segment and validates its header, kind and element type. Waits up to
-    /// half a second for a creator that is still initialising.
+    /// half a second for a creator that is still initialising. The file must be private to
+    /// this user (see [`open_named_with`](Segment::open_named_with) for group sharing).
     ///
     /// # Errors
-    /// Every way a segment can be missing, unfinished, truncated, corrupt or of another kind or
-    /// type has its own [`SegmentError`] variant; OS failures are [`SegmentError::Io`].
+    /// Every way a segment can be missing, not private, unfinished, truncated, corrupt or of
+    /// another kind or type has its own [`SegmentError`] variant; OS failures are
+    /// [`SegmentError::Io`].
     pub fn open_named(name: &str, kind: Kind, elem: TypeInfo) -> Result<Segment, SegmentError> {
-        let (seg, fields) = Segment::open_unchecked(name)?;
+        Segment::open_named_with(name, kind, elem, &OpenOptions::new())
+    }
+
+    /// Like [`open_named`](Segment::open_named), accepting what `options` allow (a file
+    /// shared with the caller's group, with [`OpenOptions::allow_group`]).
+    ///
+    /// # Errors
+    /// As [`open_named`](Segment::open_named); [`SegmentError::NotPrivate`] for a file the
+    /// options do not allow.
+    ///
+    /// # Examples
+    /// See [`OpenOptions`].
+    pub fn open_named_with(
+        name: &str,
+        kind: Kind,
+        elem: TypeInfo,
+        options: &OpenOptions,
+    ) -> Result<Segment, SegmentError> {
+        validate_name(name)?;
+        // Checked private and held (see `named`) before anything in it is read.
+        let file = named::open(name, &os_name(name), options)?;
+        let (seg, fields) = Segment::open_file(file, Some(name))?;
         check_kind_and_type(name, &fields, kind, elem)?;
         Ok(seg)
     }
 
-    /// Opens a named segment and validates its header but not its kind or type (for tools).
-    pub(crate) fn open_unchecked(name: &str) -> Result<(Segment, HeaderFields), SegmentError> {
-        validate_name(name)?;
-        let file = sys::shm_open_existing(&os_name(name)).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => SegmentError::NotFound {
-                name: name.to_owned(),
-            },
-            _ => SegmentError::Io(e),
-        })?;
-        Segment::open_file(file, Some(name))
-    }
-
-    /// Maps an existing segment file (named, or a memfd received from another process, labelled
-    /// `name` in errors) and validates its header, waiting briefly for an unfinished creator.
+    /// Maps an existing segment file (named `given_name`, or a memfd received from another
+    /// process) and validates its header, waiting briefly for an unfinished creator.
     pub(crate) fn open_file(
         file: File,
-        named: Option<&str>,
+        given_name: Option<&str>,
     ) -> Result<(Segment, HeaderFields), SegmentError> {
-        let name = named.unwrap_or(PASSED_LABEL);
+        Segment::open_file_within(file, given_name, READY_WAIT)
+    }
+
+    /// [`open_file`](Segment::open_file), waiting at most `ready_wait` for an unfinished creator
+    /// (the fuzz targets do not wait).
+    pub(crate) fn open_file_within(
+        file: File,
+        given_name: Option<&str>,
+        ready_wait: Duration,
+    ) -> Result<(Segment, HeaderFields), SegmentError> {
+        let name = given_name.unwrap_or(PASSED_LABEL);
         let header_len = PAYLOAD_OFFSET as u64;
         let started = Instant::now();
         loop {
             let size = file.metadata()?.len();
-            let waited_out = started.elapsed() >= READY_WAIT;
+            let waited_out = started.elapsed() >= ready_wait;
             if size < header_len {
                 if waited_out {
                     return Err(SegmentError::Truncated {
@@ -170,9 +208,12 @@ impl Segment {
             let size = usize::try_from(size).map_err(|_| corrupt(name, "size exceeds memory"))?;
             let map = MmapOptions::new().len(size).map_raw(&file)?;
             let header = header_of(&map);
+            // A named segment's creator holds INIT_BYTE until ready: unheld and not ready means
+            // it died before finishing (no point waiting for it).
+            let creator_gone = || given_name.is_some() && !named::initialising(&file);
             match header.ready.load(Ordering::Acquire) {
                 READY => {}
-                0 if !waited_out => {
+                0 if !waited_out && !creator_gone() => {
                     drop(map);
                     std::thread::sleep(Duration::from_millis(1));
                     continue;
@@ -190,11 +231,11 @@ impl Segment {
                 _ => return Err(corrupt(name, "bad ready word")),
             }
             let fields = read_fields(&map);
-            let payload_len = validate_fields(name, &fields, size)?;
+            let payload_len = validate_fields(name, &fields, size as u64)?;
             let seg = Segment {
                 map,
                 file,
-                name: named.map(str::to_owned),
+                name: given_name.map(str::to_owned),
                 creator_pid: None,
                 payload_len,
             };
@@ -208,11 +249,8 @@ impl Segment {
         creator_pid: Option<u32>,
         payload_len: usize,
     ) -> Result<Segment, SegmentError> {
-        let map = MmapOptions::new()
-            .len(PAYLOAD_OFFSET + payload_len)
-            .map_raw(&file)?;
         Ok(Segment {
-            map,
+            map: map_len(&file, payload_len)?,
             file,
             name,
             creator_pid,
@@ -236,6 +274,7 @@ impl Segment {
             creator_pid: pid,
             creator_tag: sys::start_tag(pid),
             type_name: spec.elem.stored_name(),
+            type_hash: spec.elem.fingerprint(),
         };
         // SAFETY: the mapping is at least PAYLOAD_OFFSET bytes and page aligned, so the header
         // fits and is aligned; nobody reads the fields before `ready` is published below.
@@ -312,38 +351,6 @@ impl Segment {
     }
 }
 
-/// Checks that a validated header describes a `kind` segment of elements `elem`.
-pub(crate) fn check_kind_and_type(
-    name: &str,
-    fields: &HeaderFields,
-    kind: Kind,
-    elem: TypeInfo,
-) -> Result<(), SegmentError> {
-    if fields.kind != kind as u32 {
-        return Err(SegmentError::WrongKind {
-            name: name.to_owned(),
-            expected: kind,
-            found: Kind::from_raw(fields.kind)
-                .map_or_else(|| format!("kind #{}", fields.kind), |k| k.to_string()),
-        });
-    }
-    let found_type = (fields.type_name(), fields.elem_size, fields.elem_align);
-    let want_name = String::from_utf8_lossy(&elem.stored_name())
-        .trim_end_matches('\0')
-        .to_owned();
-    if found_type != (want_name, elem.size, elem.align) {
-        return Err(SegmentError::WrongType {
-            name: name.to_owned(),
-            expected: format!("{} (size {}, align {})", elem.name, elem.size, elem.align),
-            found: format!(
-                "{} (size {}, align {})",
-                found_type.0, found_type.1, found_type.2
-            ),
-        });
-    }
-    Ok(())
-}
-
 fn total_len(payload_len: usize) -> Result<u64, SegmentError> {
     PAYLOAD_OFFSET
         .checked_add(payload_len)
@@ -357,11 +364,27 @@ fn total_len(payload_len: usize) -> Result<u64, SegmentError> {
         })
 }
 
-fn corrupt(name: &str, reason: &str) -> SegmentError {
-    SegmentError::Corrupt {
-        name: name.to_owned(),
-        reason: reason.to_owned(),
-    }
+/// Maps the header and `payload_len` bytes of `file`.
+fn map_len(file: &File, payload_len: usize) -> std::io::Result<MmapRaw> {
+    MmapOptions::new()
+        .len(PAYLOAD_OFFSET + payload_len)
+        .map_raw(file)
+}
+
+/// Allocates a new segment's memory now, so that a full `/dev/shm` is an error here, never a
+/// SIGBUS at the first touch of a page.
+fn reserve(file: &File, total: u64, name: Option<&str>) -> Result<(), SegmentError> {
+    sys::reserve(file, total).map_err(|e| {
+        if sys::is_out_of_space(&e) {
+            SegmentError::NoSpace {
+                name: name.map(str::to_owned),
+                bytes: total,
+                source: e,
+            }
+        } else {
+            SegmentError::Io(e)
+        }
+    })
 }
 
 fn header_of(map: &MmapRaw) -> &RawHeader {
@@ -378,35 +401,13 @@ fn read_fields(map: &MmapRaw) -> HeaderFields {
     unsafe { std::ptr::read_volatile(map.as_ptr().cast::<HeaderFields>()) }
 }
 
-fn validate_fields(name: &str, f: &HeaderFields, size: usize) -> Result<usize, SegmentError> {
-    if f.magic != MAGIC {
-        return Err(corrupt(name, "not a shmproc segment (bad magic)"));
-    }
-    if f.version != VERSION {
-        return Err(SegmentError::Version {
-            name: name.to_owned(),
-            found: f.version,
-        });
-    }
-    if !f.elem_align.is_power_of_two() || f.elem_align > 64 {
-        return Err(corrupt(name, "element alignment out of range"));
-    }
-    let needed = (PAYLOAD_OFFSET as u64).saturating_add(f.payload_len);
-    if needed > size as u64 {
-        return Err(SegmentError::Truncated {
-            name: name.to_owned(),
-            size: size as u64,
-            needed,
-        });
-    }
-    Ok(f.payload_len as usize)
-}
-
 impl Drop for Segment {
     fn drop(&mut self) {
         if let (Some(name), Some(pid)) = (&self.name, self.creator_pid) {
             if pid == sys::getpid() && !self.is_persistent() {
-                let _ = sys::shm_unlink(&os_name(name));
+                // Only if the name still refers to our file (it may have been removed and
+                // taken by a new segment meanwhile).
+                let _ = named::unlink_if_same(&os_name(name), &self.file);
             }
         }
     }

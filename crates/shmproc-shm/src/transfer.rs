@@ -16,7 +16,8 @@ use serde::de::Error as _;
 use serde::ser::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::segment::{check_kind_and_type, PASSED_LABEL};
+use crate::segment::PASSED_LABEL;
+use crate::validate::check_kind_and_type;
 use crate::{sys, Kind, Segment, SegmentError, TypeInfo};
 
 thread_local! {
@@ -60,12 +61,41 @@ pub fn collect_fds<R>(f: impl FnOnce() -> R) -> (R, Vec<OwnedFd>) {
 /// Like [`collect_fds`], for a message going to the process `recipient` (when known): handles
 /// that track their holders (pipe ends) can register it before the message leaves.
 pub fn collect_fds_for<R>(recipient: Option<u32>, f: impl FnOnce() -> R) -> (R, Vec<OwnedFd>) {
-    let outer = OUTGOING.with(|c| c.replace(Some(Vec::new())));
-    let outer_recipient = RECIPIENT.with(|r| r.replace(recipient));
+    let mut scope = Outgoing {
+        outer: OUTGOING.with(|c| c.replace(Some(Vec::new()))),
+        outer_recipient: RECIPIENT.with(|r| r.replace(recipient)),
+        restored: false,
+    };
     let result = f();
-    RECIPIENT.with(|r| r.set(outer_recipient));
-    let fds = OUTGOING.with(|c| c.replace(outer)).unwrap_or_default();
+    let fds = scope.restore().unwrap_or_default();
     (result, fds)
+}
+
+/// Puts back the collector and recipient that were installed before a [`collect_fds_for`],
+/// also when `f` unwinds (its descriptors are then closed): a panicking `Serialize` impl must
+/// not leave this thread collecting, or a later serialization outside any transfer would
+/// succeed and hand its descriptors to nobody.
+struct Outgoing {
+    outer: Option<Vec<OwnedFd>>,
+    outer_recipient: Option<u32>,
+    restored: bool,
+}
+
+impl Outgoing {
+    /// Reinstates the outer collector and recipient; returns ours.
+    fn restore(&mut self) -> Option<Vec<OwnedFd>> {
+        self.restored = true;
+        RECIPIENT.with(|r| r.set(self.outer_recipient));
+        OUTGOING.with(|c| c.replace(self.outer.take()))
+    }
+}
+
+impl Drop for Outgoing {
+    fn drop(&mut self) {
+        if !self.restored {
+            drop(self.restore()); // unwinding out of `f`: close what it collected
+        }
+    }
 }
 
 /// The pid of the process the handles being serialized on this thread go to, if known: inside
@@ -78,10 +108,16 @@ pub fn transfer_recipient() -> Option<u32> {
 /// [`collect_fds`] — available to the handles; they are closed afterwards (each handle keeps
 /// its own duplicate).
 pub fn with_received_fds<R>(fds: Vec<OwnedFd>, f: impl FnOnce() -> R) -> R {
-    let outer = INCOMING.with(|c| c.replace(Some(fds)));
-    let result = f();
-    INCOMING.with(|c| c.replace(outer));
-    result
+    /// Puts back the outer descriptors (and closes ours), also when `f` unwinds.
+    struct Incoming(Option<Vec<OwnedFd>>);
+    impl Drop for Incoming {
+        fn drop(&mut self) {
+            let outer = self.0.take();
+            drop(INCOMING.with(|c| c.replace(outer)));
+        }
+    }
+    let _scope = Incoming(INCOMING.with(|c| c.replace(Some(fds))));
+    f()
 }
 
 impl Segment {

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use shmproc_shm::{Kind, SegmentError, Shareable};
+use shmproc_shm::{Kind, OpenOptions, SegmentError, Shareable};
 use shmproc_sync::{LockError, RawLock};
 
 pub use crate::region::ArrayGuard;
@@ -72,13 +72,38 @@ impl<T: Shareable> Array<T> {
         })
     }
 
-    /// Opens a named array, checking it is an `Array` of exactly this `T`.
+    /// Like [`create`](Array::create), shared as `options` say (see
+    /// [`Value::create_with`](crate::Value::create_with)).
+    ///
+    /// # Errors
+    /// As [`create`](Array::create).
+    pub fn create_with(
+        name: &str,
+        items: &[T],
+        options: &OpenOptions,
+    ) -> Result<Self, SegmentError> {
+        Ok(Array {
+            region: Region::create_with(Some(name), Kind::Array, items, options)?,
+        })
+    }
+
+    /// Opens a named array, checking the file is private to this user and holds an `Array` of
+    /// exactly this `T`.
     ///
     /// # Errors
     /// Any [`SegmentError`].
     pub fn open(name: &str) -> Result<Self, SegmentError> {
+        Array::open_with(name, &OpenOptions::new())
+    }
+
+    /// Like [`open`](Array::open), accepting what `options` allow (see
+    /// [`Value::open_with`](crate::Value::open_with)).
+    ///
+    /// # Errors
+    /// As [`open`](Array::open).
+    pub fn open_with(name: &str, options: &OpenOptions) -> Result<Self, SegmentError> {
         Ok(Array {
-            region: Region::open(name, Kind::Array)?,
+            region: Region::open(name, Kind::Array, options)?,
         })
     }
 

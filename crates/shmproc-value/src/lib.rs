@@ -19,4 +19,5 @@ mod value;
 
 pub use array::{Array, ArrayGuard};
 pub use error::AccessError;
+pub use shmproc_shm::OpenOptions;
 pub use value::{Value, ValueGuard};

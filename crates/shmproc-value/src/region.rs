@@ -6,7 +6,7 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::Instant;
 
-use shmproc_shm::{Kind, Segment, SegmentError, Shareable, SharedRef, Spec, TypeInfo};
+use shmproc_shm::{Kind, OpenOptions, Segment, SegmentError, Shareable, SharedRef, Spec, TypeInfo};
 use shmproc_sync::{LockError, RawGuard, RawLock};
 
 /// Elements start one lock (one cache line) into the payload.
@@ -46,6 +46,16 @@ pub(crate) enum Wait {
 impl<T: Shareable> Region<T> {
     /// Creates a segment (named if `name` is given) whose elements are copied from `init`.
     pub fn create(name: Option<&str>, kind: Kind, init: &[T]) -> Result<Self, SegmentError> {
+        Region::create_with(name, kind, init, &OpenOptions::new())
+    }
+
+    /// As [`create`](Region::create), a named segment shared as `options` say.
+    pub fn create_with(
+        name: Option<&str>,
+        kind: Kind,
+        init: &[T],
+        options: &OpenOptions,
+    ) -> Result<Self, SegmentError> {
         let spec = spec::<T>(kind, init.len())?;
         let fill = |seg: &Segment| {
             let data = seg.ptr::<T>(DATA_OFFSET, init.len())?;
@@ -55,7 +65,7 @@ impl<T: Shareable> Region<T> {
             Ok(())
         };
         let seg = match name {
-            Some(name) => Segment::create_named(name, &spec, fill)?,
+            Some(name) => Segment::create_named_with(name, &spec, options, fill)?,
             None => Segment::create_anonymous(&spec, fill)?,
         };
         Region::from_segment(seg)
@@ -71,9 +81,10 @@ impl<T: Shareable> Region<T> {
         Region::from_segment(seg)
     }
 
-    /// Opens and validates a named segment.
-    pub fn open(name: &str, kind: Kind) -> Result<Self, SegmentError> {
-        Region::from_segment(Segment::open_named(name, kind, TypeInfo::of::<T>())?)
+    /// Opens and validates a named segment that `options` allow.
+    pub fn open(name: &str, kind: Kind, options: &OpenOptions) -> Result<Self, SegmentError> {
+        let seg = Segment::open_named_with(name, kind, TypeInfo::of::<T>(), options)?;
+        Region::from_segment(seg)
     }
 
     /// Deserializes a handle written by [`Segment::serialize_handle`].
@@ -86,8 +97,24 @@ impl<T: Shareable> Region<T> {
     }
 
     fn from_segment(seg: Segment) -> Result<Self, SegmentError> {
-        let bytes = seg.payload_len().saturating_sub(DATA_OFFSET);
-        let len = bytes / std::mem::size_of::<T>().max(1);
+        // The length comes from a header another process wrote: bounded below by the lock and
+        // above by the payload (checked against the file when the segment was opened), and a
+        // whole number of elements.
+        let size = std::mem::size_of::<T>();
+        let bytes = seg
+            .payload_len()
+            .checked_sub(DATA_OFFSET)
+            .filter(|b| size == 0 || b % size == 0);
+        let Some(bytes) = bytes else {
+            return Err(SegmentError::Corrupt {
+                name: seg.name().unwrap_or("<anonymous>").to_owned(),
+                reason: format!(
+                    "payload of {} bytes is not a lock plus whole elements of {size} bytes",
+                    seg.payload_len()
+                ),
+            });
+        };
+        let len = bytes / size.max(1);
         let data = seg.ptr::<T>(DATA_OFFSET, len)?;
         let lock = SharedRef::new(Arc::new(seg), 0)?;
         Ok(Region { lock, data, len })

@@ -4,7 +4,7 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
-use shmproc_shm::{Kind, SegmentError, Shareable};
+use shmproc_shm::{Kind, OpenOptions, SegmentError, Shareable};
 use shmproc_sync::{LockError, RawLock};
 
 use crate::region::{ArrayGuard, Region, Wait};
@@ -55,12 +55,45 @@ impl<T: Shareable> Value<T> {
         })
     }
 
-    /// Opens a named value, checking it is a `Value` of exactly this `T`.
+    /// Like [`create`](Value::create), shared as `options` say: with
+    /// [`OpenOptions::allow_group`], the file is mode 0660 and processes of other users in its
+    /// group can [`open_with`](Value::open_with) it.
     ///
     /// # Errors
-    /// Any [`SegmentError`]: missing, another kind or type, corrupt, …
+    /// As [`create`](Value::create).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmproc_value::{OpenOptions, Value};
+    /// # let name = format!("doc-value-group-{}", std::process::id());
+    /// let group = OpenOptions::new().allow_group(true);
+    /// let v = Value::create_with(&name, 1_u32, &group)?;
+    /// assert!(Value::<u32>::open(&name).is_err()); // not private: refused without the opt-in
+    /// assert_eq!(Value::<u32>::open_with(&name, &group)?.get()?, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn create_with(name: &str, value: T, options: &OpenOptions) -> Result<Self, SegmentError> {
+        Ok(Value {
+            region: Region::create_with(Some(name), Kind::Value, &[value], options)?,
+        })
+    }
+
+    /// Opens a named value, checking the file is private to this user and holds a `Value` of
+    /// exactly this `T`.
+    ///
+    /// # Errors
+    /// Any [`SegmentError`]: missing, not private, another kind or type, corrupt, …
     pub fn open(name: &str) -> Result<Self, SegmentError> {
-        Value::from_region(Region::open(name, Kind::Value)?)
+        Value::open_with(name, &OpenOptions::new())
+    }
+
+    /// Like [`open`](Value::open), accepting what `options` allow (a file shared with the
+    /// caller's group, with [`OpenOptions::allow_group`]).
+    ///
+    /// # Errors
+    /// As [`open`](Value::open).
+    pub fn open_with(name: &str, options: &OpenOptions) -> Result<Self, SegmentError> {
+        Value::from_region(Region::open(name, Kind::Value, options)?)
     }
 
     fn from_region(region: Region<T>) -> Result<Self, SegmentError> {

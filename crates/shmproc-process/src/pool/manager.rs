@@ -1,11 +1,15 @@
 //! The pool's manager thread: hands queued jobs to idle workers, collects replies, notices
 //! dead workers (end of stream on their channel, or their pidfd) and replaces them.
+//!
+//! Shutting down, it keeps going until the pool is idle, or its deadline passes, or it is told
+//! to terminate; when dropping, it also cancels tasks whose handles are gone (see the table on
+//! `Pool`). It leaves through [`Cleanup`], which stops and reaps every worker in bounded time.
 
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::os::unix::process::ExitStatusExt;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::task::Slot;
 use crate::spawn::{send_job, start_child};
@@ -40,8 +44,17 @@ pub(crate) struct Worker {
 pub(crate) struct State {
     pub queue: VecDeque<Job>,
     workers: Vec<Worker>,
+    /// No new tasks; the manager leaves once idle.
     pub closing: bool,
+    /// Leave at once, killing the workers.
     pub terminating: bool,
+    /// Dropping: cancel tasks whose `Task` handles are gone (queued ones never run, running ones
+    /// lose their worker).
+    pub cancel_abandoned: bool,
+    /// Past this instant, terminate.
+    pub deadline: Option<Instant>,
+    /// Unfinished tasks the manager failed on leaving (set by [`Cleanup`]).
+    pub abandoned: usize,
     size: usize,
     kind: WorkerKind,
     started: u64,
@@ -59,6 +72,9 @@ impl Shared {
             workers: Vec::with_capacity(size),
             closing: false,
             terminating: false,
+            cancel_abandoned: false,
+            deadline: None,
+            abandoned: 0,
             size,
             kind,
             started: 0,
@@ -125,8 +141,68 @@ impl State {
                 return;
             };
             let job = self.queue.pop_front().expect("not empty");
+            if self.cancel_abandoned && job.slot.is_abandoned() {
+                job.slot.complete(Err(ProcessError::ShutDown));
+                continue;
+            }
             worker.run(job);
         }
+    }
+
+    /// Cancels the tasks nobody can receive any more: drops them from the queue, and kills
+    /// (and reaps) the workers running them.
+    fn cancel_abandoned_tasks(&mut self) {
+        self.queue.retain(|job| {
+            let keep = !job.slot.is_abandoned();
+            if !keep {
+                job.slot.complete(Err(ProcessError::ShutDown));
+            }
+            keep
+        });
+        let mut i = 0;
+        while i < self.workers.len() {
+            if self.workers[i]
+                .running
+                .as_ref()
+                .is_some_and(|slot| slot.is_abandoned())
+            {
+                self.workers.swap_remove(i).stop_now();
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Starts workers in place of dead ones: up to the pool's size while it runs; while it
+    /// closes, only as many as queued tasks still need (each one started then runs a task or
+    /// fails it by dying, so a worker that dies at start-up cannot keep shutdown going).
+    /// `false` if a start failed.
+    fn replenish(&mut self) -> bool {
+        while self.workers.len() < self.size
+            && !self.terminating
+            && (!self.closing || self.idle_workers() < self.queue.len())
+        {
+            match self.start_worker() {
+                Ok(worker) => self.workers.push(worker),
+                Err(e) => {
+                    if self.workers.is_empty() {
+                        // Nobody can run the queue: fail it rather than hang its waiters.
+                        let msg = e.to_string();
+                        for job in self.queue.drain(..) {
+                            job.slot.complete(Err(ProcessError::Failed(format!(
+                                "no pool worker could be started: {msg}"
+                            ))));
+                        }
+                    }
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    fn idle_workers(&self) -> usize {
+        self.workers.iter().filter(|w| w.running.is_none()).count()
     }
 
     /// The channel of the worker running `slot`, if it runs now.
@@ -188,13 +264,24 @@ impl Worker {
         }
     }
 
+    /// Kills the worker and reaps it. Its running task (if any) fails with `ShutDown`, unless
+    /// its reply has arrived already. `true` if a task was left unfinished.
+    fn stop_now(mut self) -> bool {
+        if self.running.is_some() {
+            self.take_reply();
+        }
+        let _ = self.process.kill();
+        let unfinished = self.running.take().map(|slot| {
+            slot.complete(Err(ProcessError::ShutDown));
+        });
+        // SIGKILL ends any process short of one stuck in the kernel: bounded either way.
+        let _ = self.process.join_timeout(REAP_AFTER_KILL);
+        unfinished.is_some()
+    }
+
     /// Fails the running job (if any) because the worker died, reaping it to say how.
     fn bury(self) {
-        let status = self
-            .process
-            .join_timeout(Duration::from_secs(5))
-            .ok()
-            .flatten();
+        let status = self.process.join_timeout(REAP_AFTER_KILL).ok().flatten();
         let how = match status {
             Some(s) => match (s.code(), s.signal()) {
                 (_, Some(sig)) => format!("killed by {}", sys::signal_name(sig)),
@@ -215,13 +302,28 @@ impl Worker {
     }
 }
 
+/// How long a killed worker (or one told to exit) gets to be reaped.
+const REAP_AFTER_KILL: Duration = Duration::from_secs(5);
+
+/// Longest poll while something needs checking again soon (a failed restart, no pidfd).
+const SHORT_POLL: Duration = Duration::from_millis(50);
+
 /// The manager thread's body.
 pub(crate) fn run(shared: Arc<Shared>) {
     let _cleanup = Cleanup(&shared);
     let mut restart_failed = false;
     loop {
         let (fds, wait) = {
-            let state = shared.lock();
+            let mut state = shared.lock();
+            if state.cancel_abandoned {
+                state.cancel_abandoned_tasks();
+                restart_failed |= !state.replenish();
+                state.dispatch_queued();
+            }
+            let now = Instant::now();
+            if state.deadline.is_some_and(|d| now >= d) {
+                state.terminating = true;
+            }
             if state.terminating || (state.closing && state.is_idle()) {
                 return;
             }
@@ -235,7 +337,12 @@ pub(crate) fn run(shared: Arc<Shared>) {
                     .workers
                     .iter()
                     .any(|w| w.process.pidfd_raw().is_none());
-            (fds, short.then_some(Duration::from_millis(50)))
+            let mut wait = short.then_some(SHORT_POLL);
+            if let Some(deadline) = state.deadline {
+                let left = deadline.saturating_duration_since(now);
+                wait = Some(wait.map_or(left, |w| w.min(left)));
+            }
+            (fds, wait)
         };
         let ready = match sys::poll_readable(&fds, wait) {
             Ok(ready) => ready,
@@ -277,26 +384,7 @@ fn collect(state: &mut State, fds: &[RawFd], ready: &[bool]) -> bool {
     for i in dead.into_iter().rev() {
         state.workers.swap_remove(i).bury();
     }
-    let mut ok = true;
-    while state.workers.len() < state.size && !state.closing && !state.terminating {
-        match state.start_worker() {
-            Ok(worker) => state.workers.push(worker),
-            Err(e) => {
-                ok = false;
-                if state.workers.is_empty() {
-                    // Nobody can run the queue: fail it rather than hang its waiters.
-                    let msg = e.to_string();
-                    for job in state.queue.drain(..) {
-                        job.slot.complete(Err(ProcessError::Failed(format!(
-                            "no pool worker could be started: {msg}"
-                        ))));
-                    }
-                }
-                break;
-            }
-        }
-    }
-    ok
+    state.replenish()
 }
 
 /// Whether the peer closed the stream (readable with nothing to read).
@@ -305,40 +393,40 @@ fn ended(channel: &Channel) -> bool {
         && channel.peek_eof()
 }
 
-/// On leaving the manager (normally or by panic): stop the workers, fail what is left.
+/// On leaving the manager (normally or by panic): stop the workers, fail what is left, and
+/// count it in `State::abandoned`. Bounded: idle workers get [`REAP_AFTER_KILL`] in all to exit
+/// when asked, then are killed; killed ones get as long again to be reaped.
 struct Cleanup<'a>(&'a Shared);
 
 impl Drop for Cleanup<'_> {
     fn drop(&mut self) {
         let mut state = self.0.lock();
         state.closing = true;
+        let mut abandoned = 0;
         for job in state.queue.drain(..) {
             job.slot.complete(Err(ProcessError::ShutDown));
+            abandoned += 1;
         }
-        let terminating = state.terminating;
+        // Normally idle when not terminating; after a panic of the manager, maybe not.
+        let kill = state.terminating || state.workers.iter().any(|w| w.running.is_some());
         let workers = std::mem::take(&mut state.workers);
         drop(state);
-        for worker in &workers {
-            if terminating {
-                let _ = worker.process.kill();
-            } else {
+        if kill {
+            for worker in workers {
+                abandoned += usize::from(worker.stop_now());
+            }
+        } else {
+            for worker in &workers {
                 let _ = send_job(&worker.channel, Op::Exit, "", &Frame::default());
             }
-        }
-        for worker in workers {
-            if let Some(slot) = &worker.running {
-                slot.complete(Err(ProcessError::ShutDown));
-            }
-            if worker
-                .process
-                .join_timeout(Duration::from_secs(5))
-                .ok()
-                .flatten()
-                .is_none()
-            {
-                let _ = worker.process.kill();
-                let _ = worker.process.join_timeout(Duration::from_secs(5));
+            let deadline = Instant::now() + REAP_AFTER_KILL;
+            for worker in workers {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if worker.process.join_timeout(left).ok().flatten().is_none() {
+                    worker.stop_now();
+                }
             }
         }
+        self.0.lock().abandoned += abandoned;
     }
 }

@@ -6,13 +6,13 @@ mod task;
 
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-
-use serde::Serialize;
+use std::time::{Duration, Instant};
 
 pub use manager::WorkerKind;
 pub use task::{as_completed, AsCompleted, Task};
 
-use crate::entry::{encode, Entry};
+use crate::entry::{check_registered, encode, encode_batches, Entry};
+use crate::transport::Frame;
 use crate::worker::Op;
 use crate::ProcessError;
 use manager::{Job, Shared};
@@ -26,8 +26,27 @@ const CHUNKS_PER_WORKER: usize = 4;
 ///
 /// Workers are spawned copies of the program by default ([`WorkerKind::Forked`] on request).
 /// A task that panics fails only itself; a worker that dies (killed, `abort`, out of memory)
-/// fails its running task with [`ProcessError::WorkerDied`] and is replaced. Dropping the pool
-/// shuts it down, waiting for submitted tasks.
+/// fails its running task with [`ProcessError::WorkerDied`] and is replaced.
+///
+/// # Shutting down
+/// Every way of stopping a pool refuses new tasks ([`ProcessError::ShutDown`]) and ends with
+/// every worker stopped and reaped. They differ in what happens to submitted tasks, by whether
+/// someone still holds the task's [`Task`] handle ("held") or dropped it ("abandoned"):
+///
+/// | | queued | running | waits at most |
+/// |---|---|---|---|
+/// | [`shutdown`](Pool::shutdown) | runs | finishes | as long as the tasks take |
+/// | [`shutdown_timeout(d)`](Pool::shutdown_timeout) | runs until `d`, then fails | finishes until `d`, then its worker is killed | `d` |
+/// | drop, held tasks | runs until [`DROP_TIMEOUT`](Pool::DROP_TIMEOUT), then fails | likewise | [`DROP_TIMEOUT`](Pool::DROP_TIMEOUT) |
+/// | drop, abandoned tasks | cancelled: never runs | its worker is killed at once | — |
+/// | drop while panicking, [`terminate`](Pool::terminate) | fails | its worker is killed at once | — |
+///
+/// "Fails" means its waiter gets [`ProcessError::ShutDown`]. So dropping a pool never hangs: it
+/// waits only for tasks someone can still receive, and for those at most `DROP_TIMEOUT`; a
+/// panic unwinding past the pool (a failing test) terminates it at once. Stopped workers then
+/// get a few seconds to be reaped after `SIGKILL`, which ends any process not stuck in the
+/// kernel. To run fire-and-forget tasks (handles dropped) to the end, call `shutdown` before
+/// the pool is dropped.
 ///
 /// # Examples
 /// ```
@@ -49,7 +68,26 @@ pub struct Pool {
     size: usize,
 }
 
+/// How [`Pool::stop`] stops (see the table on [`Pool`]).
+#[derive(Clone, Copy)]
+enum Stop {
+    /// Let every submitted task finish.
+    Wait,
+    /// Let them finish until the deadline, then terminate.
+    Until(Instant),
+    /// Cancel abandoned tasks, let held ones finish until the deadline, then terminate.
+    Drop(Instant),
+    /// Kill the workers now.
+    Now,
+}
+
 impl Pool {
+    /// How long dropping a pool waits for tasks whose [`Task`] handles are still held before it
+    /// terminates them (see the table on [`Pool`]): long enough for a task someone waits for to
+    /// finish in the usual case, short enough that a stuck one fails a test run rather than
+    /// hanging it. Call [`shutdown`](Pool::shutdown) first to wait without a bound.
+    pub const DROP_TIMEOUT: Duration = Duration::from_secs(30);
+
     /// A pool of `workers` spawned worker processes (at least one).
     ///
     /// # Errors
@@ -83,21 +121,26 @@ impl Pool {
 
     /// Runs `entry(arg)` on a worker (Python's `submit` / `apply_async`).
     ///
+    /// Keep the returned [`Task`]: a pool that is dropped cancels tasks whose handles are gone
+    /// (see the table on [`Pool`]).
+    ///
     /// # Errors
     /// [`ProcessError::Encode`] if `arg` cannot be serialized; [`ProcessError::ShutDown`]
-    /// after [`shutdown`](Pool::shutdown).
+    /// after [`shutdown`](Pool::shutdown); [`ProcessError::Failed`] if two entries are
+    /// registered under `entry`'s key (the message names both).
     pub fn submit<E: Entry>(&self, entry: E, arg: E::Arg) -> Result<Task<E::Ret>, ProcessError> {
         let _ = entry;
-        self.submit_raw(Op::Call, E::KEY, &arg)
+        check_registered(E::KEY)?;
+        let arg = encode(&arg).map_err(ProcessError::Encode)?;
+        self.submit_frame(Op::Call, E::KEY, arg)
     }
 
-    fn submit_raw<A: Serialize + ?Sized, R: serde::de::DeserializeOwned>(
+    fn submit_frame<R: serde::de::DeserializeOwned>(
         &self,
         op: Op,
         key: &'static str,
-        arg: &A,
+        arg: Frame,
     ) -> Result<Task<R>, ProcessError> {
-        let arg = encode(arg).map_err(ProcessError::Encode)?;
         let slot = Arc::new(Slot::default());
         let job = Job {
             op,
@@ -120,22 +163,37 @@ impl Pool {
     /// Runs `entry` on every item and returns the results in input order (Python's `map`).
     /// Items are sent in a few chunks per worker, so even trivial tasks run fast.
     ///
+    /// Anonymous handles in the items travel as file descriptors, and one message carries a
+    /// limited number of them, so a chunk is also cut where its items' descriptors would go
+    /// over that limit: any number of items may carry handles. Every item is serialized before
+    /// anything is sent. Results travel back a chunk at a time: results carrying anonymous
+    /// handles (an entry returning a `Value::new`) are limited per chunk in the same way, and
+    /// a chunk whose results carry too many fails with an error saying so — [`submit`]
+    /// them one by one instead.
+    ///
+    /// [`submit`]: Pool::submit
+    ///
     /// # Errors
     /// The first failing chunk's error: a panic ([`ProcessError::Panicked`]), a dead worker
-    /// ([`ProcessError::WorkerDied`]), or as [`submit`](Pool::submit).
+    /// ([`ProcessError::WorkerDied`]), or as [`submit`](Pool::submit) (an item that alone
+    /// carries more handles than one message can is an [`ProcessError::Encode`] error).
     pub fn map<E, I>(&self, entry: E, items: I) -> Result<Vec<E::Ret>, ProcessError>
     where
         E: Entry,
         I: IntoIterator<Item = E::Arg>,
     {
         let _ = entry;
+        check_registered(E::KEY)?;
         let items: Vec<E::Arg> = items.into_iter().collect();
+        let count = items.len();
         let chunk = items.len().div_ceil(self.size * CHUNKS_PER_WORKER).max(1);
-        let tasks = items
-            .chunks(chunk)
-            .map(|c| self.submit_raw::<_, Vec<E::Ret>>(Op::CallMany, E::KEY, c))
+        let batches = encode_batches(&items, chunk).map_err(ProcessError::Encode)?;
+        drop(items);
+        let tasks = batches
+            .into_iter()
+            .map(|batch| self.submit_frame::<Vec<E::Ret>>(Op::CallMany, E::KEY, batch))
             .collect::<Result<Vec<_>, _>>()?;
-        let mut out = Vec::with_capacity(items.len());
+        let mut out = Vec::with_capacity(count);
         for task in tasks {
             out.extend(task.wait()?);
         }
@@ -151,42 +209,90 @@ impl Pool {
         as_completed(tasks)
     }
 
-    /// Stops accepting tasks, lets submitted ones finish, and stops the workers. Called by
-    /// `drop` too; calling it again does nothing.
+    /// Stops accepting tasks, lets every submitted one finish (also those whose [`Task`] was
+    /// dropped), and stops the workers (Python's `shutdown(wait=True)` / `close` + `join`).
+    /// Waits as long as the tasks take: use [`shutdown_timeout`](Pool::shutdown_timeout) to
+    /// bound it. Calling it again (or after another way of stopping) does nothing.
     ///
     /// # Errors
     /// [`ProcessError::Failed`] if the manager thread panicked.
     pub fn shutdown(&self) -> Result<(), ProcessError> {
-        self.stop(false)
+        self.stop(Stop::Wait).map(drop)
+    }
+
+    /// Like [`shutdown`](Pool::shutdown), waiting at most `timeout` (monotonic clock): then it
+    /// terminates the workers, and tasks not finished by then fail with
+    /// [`ProcessError::ShutDown`].
+    ///
+    /// # Examples
+    /// ```
+    /// # use std::time::Duration;
+    /// #[shmproc::entry]
+    /// fn nap(ms: u64) {
+    ///     std::thread::sleep(Duration::from_millis(ms));
+    /// }
+    ///
+    /// let pool = shmproc::Pool::new(1)?;
+    /// let task = pool.submit(nap, 60_000)?;
+    /// match pool.shutdown_timeout(Duration::from_millis(50)) {
+    ///     Err(shmproc::ProcessError::ShutdownTimeout { abandoned }) => assert_eq!(abandoned, 1),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// assert!(matches!(task.wait(), Err(shmproc::ProcessError::ShutDown)));
+    /// # Ok::<(), shmproc::ProcessError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`ProcessError::ShutdownTimeout`] with the number of tasks left unfinished if any were;
+    /// as `shutdown` otherwise.
+    pub fn shutdown_timeout(&self, timeout: Duration) -> Result<(), ProcessError> {
+        let deadline = Instant::now().checked_add(timeout);
+        let how = deadline.map_or(Stop::Wait, Stop::Until);
+        match self.stop(how)? {
+            0 => Ok(()),
+            abandoned => Err(ProcessError::ShutdownTimeout { abandoned }),
+        }
     }
 
     /// Stops at once: kills the workers; running and queued tasks fail with
-    /// [`ProcessError::ShutDown`].
+    /// [`ProcessError::ShutDown`] (Python's `terminate`).
     ///
     /// # Errors
     /// As [`shutdown`](Pool::shutdown).
     pub fn terminate(&self) -> Result<(), ProcessError> {
-        self.stop(true)
+        self.stop(Stop::Now).map(drop)
     }
 
-    fn stop(&self, kill: bool) -> Result<(), ProcessError> {
+    /// Stops the pool `how`, waits for the manager thread to leave, and returns how many tasks
+    /// it left unfinished (0 if another call stopped the pool).
+    fn stop(&self, how: Stop) -> Result<usize, ProcessError> {
         {
             let mut state = self.shared.lock();
             state.closing = true;
-            state.terminating |= kill;
+            let earliest = |d: Instant| Some(state.deadline.map_or(d, |e| e.min(d)));
+            match how {
+                Stop::Wait => {}
+                Stop::Until(deadline) => state.deadline = earliest(deadline),
+                Stop::Drop(deadline) => {
+                    state.deadline = earliest(deadline);
+                    state.cancel_abandoned = true;
+                }
+                Stop::Now => state.terminating = true,
+            }
         }
         self.shared.wake();
-        let manager = self
-            .manager
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        match manager.map(JoinHandle::join) {
-            Some(Err(_)) => Err(ProcessError::Failed(
+        // Held while joining, so a concurrent call returns only once the pool has stopped.
+        let mut manager = self.manager.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(handle) = manager.take() else {
+            return Ok(0);
+        };
+        if handle.join().is_err() {
+            return Err(ProcessError::Failed(
                 "the pool's manager thread panicked".into(),
-            )),
-            _ => Ok(()),
+            ));
         }
+        let abandoned = self.shared.lock().abandoned;
+        Ok(abandoned)
     }
 }
 
@@ -201,8 +307,16 @@ impl Default for Pool {
 }
 
 impl Drop for Pool {
+    /// Stops the pool as the table on [`Pool`] says: waits for held tasks at most
+    /// [`DROP_TIMEOUT`](Pool::DROP_TIMEOUT), cancels abandoned ones, and terminates at once
+    /// while the thread panics.
     fn drop(&mut self) {
-        let _ = self.shutdown();
+        let how = if std::thread::panicking() {
+            Stop::Now
+        } else {
+            Stop::Drop(Instant::now() + Pool::DROP_TIMEOUT)
+        };
+        let _ = self.stop(how);
     }
 }
 

@@ -2,6 +2,7 @@
 
 use std::marker::PhantomData;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,8 @@ pub(crate) struct Slot {
     ready: Condvar,
     /// The eventfd of a thread polling the worker's channel for this slot (see `Task::take`).
     watcher: Mutex<Option<RawFd>>,
+    /// The task's handle was dropped before it finished: nobody can receive its outcome.
+    abandoned: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -51,6 +54,22 @@ impl Slot {
             *count += 1;
             COMPLETIONS.1.notify_all();
         }
+    }
+
+    /// Marks the slot as one nobody will take, unless its outcome is there already. `true` if
+    /// it did.
+    fn abandon(&self) -> bool {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let waiting = matches!(*state, SlotState::Waiting);
+        if waiting {
+            self.abandoned.store(true, Ordering::Relaxed);
+        }
+        waiting
+    }
+
+    /// Whether the task's handle was dropped before the task finished.
+    pub(crate) fn is_abandoned(&self) -> bool {
+        self.abandoned.load(Ordering::Relaxed)
     }
 
     fn is_done(&self) -> bool {
@@ -92,8 +111,12 @@ const NAP: Duration = Duration::from_millis(50);
 
 /// A task submitted to a [`Pool`](crate::Pool) (like `concurrent.futures.Future`).
 ///
-/// Dropping it does not cancel the task; its result is then discarded.
+/// Dropping it discards the result. The task still runs while the pool runs, and
+/// [`Pool::shutdown`](crate::Pool::shutdown) still waits for it; but a pool that is *dropped*
+/// cancels it: not started, it never runs; running, its worker is killed (see the table on
+/// [`Pool`](crate::Pool)). Keep the handle to have a dropped pool wait for the task.
 #[derive(Debug)]
+#[must_use = "a dropped Pool cancels tasks whose handles are gone; keep the Task, or call Pool::shutdown"]
 pub struct Task<R> {
     slot: Arc<Slot>,
     pool: Weak<Shared>,
@@ -118,7 +141,8 @@ impl<R: DeserializeOwned> Task<R> {
     ///
     /// # Errors
     /// [`ProcessError::Panicked`] if the entry panicked, [`ProcessError::WorkerDied`] if its
-    /// worker died, [`ProcessError::ShutDown`] if the pool was terminated first,
+    /// worker died, [`ProcessError::ShutDown`] if the pool was terminated (or its shutdown
+    /// timed out) before the task finished,
     /// [`ProcessError::ResultTaken`] if `wait_timeout` already returned it.
     pub fn wait(self) -> Result<R, ProcessError> {
         decode_reply(self.take(None)?)
@@ -179,6 +203,19 @@ impl<R: DeserializeOwned> Task<R> {
                     }
                 }
                 _ => self.slot.nap(nap),
+            }
+        }
+    }
+}
+
+impl<R> Drop for Task<R> {
+    fn drop(&mut self) {
+        if self.slot.abandon() {
+            if let Some(pool) = self.pool.upgrade() {
+                // A pool being dropped cancels the task now, not when it would have finished.
+                if pool.lock().cancel_abandoned {
+                    pool.wake();
+                }
             }
         }
     }

@@ -1,12 +1,28 @@
-//! Linux implementation of the process seam.
+//! Linux implementation of the process seam, through `rustix` wherever it has the call.
+//!
+//! Raw `libc` remains only for what rustix lacks or cannot express: `fork` and `_exit` (rustix
+//! offers them only to programs that replace libc), `posix_spawn`, `getauxval(AT_SECURE)`, and
+//! calls on descriptor *numbers* nobody can vouch for (rustix needs a `BorrowedFd`, i.e. a
+//! descriptor known to be open): probing descriptor 3 of a spawned child, `poll` on numbers a
+//! pool waiter read under a lock it has since dropped, and replacing the descriptors a fork child
+//! inherited. Each of those is memory-safe on any number (a closed one gives `EBADF`/`POLLNVAL`).
 
 use std::ffi::CString;
-use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::io::{self, IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 use std::time::Duration;
+
+use rustix::event::{EventfdFlags, PollFd, PollFlags, Timespec};
+use rustix::io::{Errno, FdFlags};
+use rustix::net::{
+    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags,
+    SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketFlags, SocketType,
+};
+use rustix::process::{Pid, PidfdFlags, Signal, WaitId, WaitIdOptions, WaitIdStatus, WaitOptions};
 
 /// Result of `fork`.
 pub(crate) enum Forked {
@@ -15,8 +31,10 @@ pub(crate) enum Forked {
 }
 
 pub(crate) fn fork() -> io::Result<Forked> {
-    // SAFETY: fork has no memory-safety preconditions; the caller restricts what the child does
-    // (it runs one closure and `_exit`s, relying on no lock another thread may hold).
+    // SAFETY: fork has no memory-safety precondition of its own. The child is a copy of this
+    // process in which every other thread is as if suspended forever wherever it was — a state
+    // safe code must already tolerate. What it can cause is a deadlock (a lock such a thread held
+    // stays held in the child); `Process::fork` documents what a child may therefore do.
     match unsafe { libc::fork() } {
         -1 => Err(io::Error::last_os_error()),
         0 => Ok(Forked::Child),
@@ -26,108 +44,171 @@ pub(crate) fn fork() -> io::Result<Forked> {
 
 /// Leaves the process at once: no atexit handlers, no destructors, no stdio flush.
 pub(crate) fn exit_now(code: i32) -> ! {
-    // SAFETY: `_exit` is always safe to call; it never returns.
+    // SAFETY: `_exit` has no preconditions; it ends the process and never returns.
     unsafe { libc::_exit(code) }
+}
+
+fn to_pid(pid: u32) -> io::Result<Pid> {
+    i32::try_from(pid)
+        .ok()
+        .and_then(Pid::from_raw)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a process id"))
 }
 
 /// A descriptor that becomes readable when the child exits (None on kernels before 5.3).
 pub(crate) fn pidfd_open(pid: u32) -> Option<OwnedFd> {
-    // SAFETY: plain syscall with integer arguments; the result is checked before use.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    if fd < 0 {
-        return None;
-    }
-    // SAFETY: a fresh descriptor owned by nobody else.
-    Some(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
+    rustix::process::pidfd_open(to_pid(pid).ok()?, PidfdFlags::empty()).ok()
 }
 
-/// Waits until `pidfd` is readable (the child exited) or `timeout` passes; `true` if exited.
-pub(crate) fn wait_readable(pidfd: &OwnedFd, timeout: Duration) -> io::Result<bool> {
-    let mut pfd = libc::pollfd {
-        fd: pidfd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // Round up so a short timeout still sleeps instead of spinning.
-    let ms = timeout.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as libc::c_int;
-    // SAFETY: `pfd` is a valid pollfd on our stack, count 1.
-    let r = unsafe { libc::poll(&mut pfd, 1, ms) };
-    match r {
-        -1 => {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                Ok(false)
-            } else {
-                Err(e)
+/// Reaps the child if it has exited (`WNOHANG`), returning its status: through its pidfd when
+/// there is one (`waitid(P_PIDFD)`, which never reaches another process that reused the pid),
+/// by pid otherwise.
+pub(crate) fn try_reap(pid: u32, pidfd: Option<BorrowedFd<'_>>) -> io::Result<Option<ExitStatus>> {
+    if let Some(pidfd) = pidfd {
+        let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG;
+        loop {
+            match rustix::process::waitid(WaitId::PidFd(pidfd), options) {
+                Ok(None) => return Ok(None),
+                Ok(Some(status)) => return Ok(Some(exit_status(&status))),
+                Err(Errno::INTR) => continue,
+                // Linux 5.3 has pidfds but not P_PIDFD: wait by pid.
+                Err(Errno::INVAL) => break,
+                Err(e) => return Err(e.into()),
             }
         }
-        0 => Ok(false),
-        _ => Ok(true),
     }
-}
-
-/// Reaps the child if it has exited (`WNOHANG`), returning its status.
-pub(crate) fn try_reap(pid: u32) -> io::Result<Option<ExitStatus>> {
-    let mut status = 0;
+    let pid = to_pid(pid)?;
     loop {
-        // SAFETY: `status` is a valid out-pointer.
-        let r = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG) };
-        match r {
-            0 => return Ok(None),
-            -1 => {
-                let e = io::Error::last_os_error();
-                if e.kind() != io::ErrorKind::Interrupted {
-                    return Err(e);
-                }
-            }
-            _ => return Ok(Some(ExitStatus::from_raw(status))),
+        match rustix::process::waitpid(Some(pid), WaitOptions::NOHANG) {
+            Ok(None) => return Ok(None),
+            Ok(Some((_, status))) => return Ok(Some(ExitStatus::from_raw(status.as_raw()))),
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
         }
     }
 }
 
-/// Sends `signal` to `pid`.
+/// The `wait` status word `waitid` describes (exit code, or signal and core-dump flag).
+fn exit_status(status: &WaitIdStatus) -> ExitStatus {
+    let raw = match (status.exit_status(), status.terminating_signal()) {
+        (Some(code), _) => (code & 0xff) << 8,
+        (None, Some(signal)) => signal | if status.dumped() { 0x80 } else { 0 },
+        (None, None) => 0,
+    };
+    ExitStatus::from_raw(raw)
+}
+
+fn to_signal(signal: i32) -> io::Result<Signal> {
+    Signal::from_named_raw(signal)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a signal"))
+}
+
+/// Sends `signal` to `pid`; a process already gone (reaped) is no error.
 pub(crate) fn kill(pid: u32, signal: i32) -> io::Result<()> {
-    // SAFETY: plain syscall with integer arguments.
-    if unsafe { libc::kill(pid as libc::pid_t, signal) } == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
+    gone_is_ok(rustix::process::kill_process(
+        to_pid(pid)?,
+        to_signal(signal)?,
+    ))
+}
+
+/// Sends `signal` to the process `pidfd` refers to — never to another process that reused its
+/// pid; a process already gone (reaped) is no error.
+pub(crate) fn pidfd_kill(pidfd: BorrowedFd<'_>, signal: i32) -> io::Result<()> {
+    gone_is_ok(rustix::process::pidfd_send_signal(
+        pidfd,
+        to_signal(signal)?,
+    ))
+}
+
+fn gone_is_ok(sent: rustix::io::Result<()>) -> io::Result<()> {
+    match sent {
+        Err(Errno::SRCH) => Ok(()),
+        other => Ok(other?),
     }
 }
 
 pub(crate) const SIGTERM: i32 = libc::SIGTERM;
 pub(crate) const SIGKILL: i32 = libc::SIGKILL;
 
+/// Asks the kernel to SIGKILL this process when the *thread* that started it exits (not only
+/// its process: see `owner_watch`), then checks that this process's parent is still
+/// `expected` (if it already exited, no signal will come). `Ok(false)`: the parent is gone.
+pub(crate) fn die_with_parent(expected: u32) -> io::Result<bool> {
+    rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
+    Ok(parent_pid() == Some(expected))
+}
+
+/// This process's parent (None if it lies outside our PID namespace).
+pub(crate) fn parent_pid() -> Option<u32> {
+    rustix::process::getppid().map(|p| p.as_raw_pid() as u32)
+}
+
+/// The pid of the process that created the socket `fd` is connected to (`SO_PEERCRED`).
+pub(crate) fn peer_pid(fd: BorrowedFd<'_>) -> io::Result<u32> {
+    Ok(rustix::net::sockopt::socket_peercred(fd)?.pid.as_raw_pid() as u32)
+}
+
+/// Whether this program was started setuid/setgid or with added capabilities (`AT_SECURE`).
+pub(crate) fn is_secure_start() -> bool {
+    // SAFETY: getauxval only reads the auxiliary vector the kernel gave this process.
+    unsafe { libc::getauxval(libc::AT_SECURE) != 0 }
+}
+
+/// Makes `fd` close-on-exec.
+pub(crate) fn set_cloexec(fd: BorrowedFd<'_>) -> io::Result<()> {
+    Ok(rustix::io::fcntl_setfd(fd, FdFlags::CLOEXEC)?)
+}
+
+/// The inode number of `fd` (a socket's is unique among open sockets).
+pub(crate) fn inode(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    Ok(rustix::fs::fstat(fd)?.st_ino)
+}
+
+/// In a fork child: if descriptor number `fd` is still the socket whose inode number's low 32
+/// bits are `ino` (all of a socket's), replaces it with a copy of `inert` (close-on-exec). The
+/// socket loses this reference; whoever still holds the number later closes the inert copy,
+/// never an unrelated file.
+pub(crate) fn replace_socket(fd: RawFd, ino: u64, inert: BorrowedFd<'_>) {
+    if socket_at(fd).is_some_and(|found| found & 0xffff_ffff == ino) {
+        // SAFETY: dup3 takes descriptor numbers and touches no memory of ours; it replaces
+        // `fd` atomically (a failure leaves it as it was).
+        unsafe { libc::dup3(inert.as_raw_fd(), fd, libc::O_CLOEXEC) };
+    }
+}
+
+/// The inode number of descriptor *number* `fd` if it is an open socket. For numbers nobody
+/// vouches for (rustix's `fstat` needs a descriptor known to be open).
+fn socket_at(fd: RawFd) -> Option<u64> {
+    let mut st = MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: fstat takes any number (a closed one fails with EBADF) and writes a whole
+    // `stat` through the live out-pointer on success.
+    if unsafe { libc::fstat(fd, st.as_mut_ptr()) } != 0 {
+        return None;
+    }
+    // SAFETY: fstat succeeded, so `st` is initialised.
+    let st = unsafe { st.assume_init() };
+    (st.st_mode & libc::S_IFMT == libc::S_IFSOCK).then_some(st.st_ino)
+}
+
 /// The descriptor number a spawned child finds its channel at.
 pub(crate) const CHILD_FD: RawFd = 3;
 /// Most descriptors one frame carries.
 pub(crate) const MAX_FDS: usize = 64;
 
-fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r)
-    }
-}
-
 /// A connected pair of close-on-exec unix stream sockets.
 pub(crate) fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    let kind = libc::SOCK_STREAM | libc::SOCK_CLOEXEC;
-    // SAFETY: `fds` is a valid out-array of two ints.
-    cvt(unsafe { libc::socketpair(libc::AF_UNIX, kind, 0, fds.as_mut_ptr()) })?;
-    // SAFETY: both descriptors are fresh and owned by nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    Ok(rustix::net::socketpair(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )?)
 }
 
-/// Whether `fd` is an open socket (a spawned child checks its inherited channel).
+/// Whether descriptor number `fd` is an open socket (a spawned child checks the number it
+/// inherited before taking ownership of it).
 pub(crate) fn is_socket(fd: RawFd) -> bool {
-    // SAFETY: fstat writes into a zeroed stat on our stack; a bad fd just fails.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    let r = unsafe { libc::fstat(fd, &mut st) };
-    r == 0 && st.st_mode & libc::S_IFMT == libc::S_IFSOCK
+    socket_at(fd).is_some()
 }
 
 /// Takes ownership of a descriptor inherited at a known number.
@@ -139,139 +220,109 @@ pub(crate) unsafe fn own_fd(fd: RawFd) -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
+/// Room for one `SCM_RIGHTS` message of up to [`MAX_FDS`] descriptors.
+const CMSG_SPACE: usize = rustix::cmsg_space!(ScmRights(MAX_FDS));
+
 /// `sendmsg` of `buf`, with `fds` attached (`SCM_RIGHTS`) when not empty; never raises SIGPIPE.
 pub(crate) fn send_with_fds(fd: BorrowedFd<'_>, buf: &[u8], fds: &[OwnedFd]) -> io::Result<usize> {
-    let mut iov = libc::iovec {
-        iov_base: buf.as_ptr() as *mut libc::c_void,
-        iov_len: buf.len(),
-    };
-    let mut cmsg = CmsgBuf::new();
-    // SAFETY: zeroed msghdr is a valid empty message; we fill in pointers to live locals.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    if !fds.is_empty() {
-        let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
-        let data_len = std::mem::size_of_val(raw.as_slice()) as u32;
-        msg.msg_control = cmsg.0.as_mut_ptr().cast();
-        // SAFETY: CMSG_SPACE is a pure size computation.
-        msg.msg_controllen = unsafe { libc::CMSG_SPACE(data_len) } as usize;
-        // SAFETY: msg_control points at a buffer of CMSG_SPACE(MAX_FDS ints) >= controllen
-        // bytes (raw.len() <= MAX_FDS is checked by the caller), so the first header and its
-        // data fit.
-        unsafe {
-            let hdr = libc::CMSG_FIRSTHDR(&msg);
-            (*hdr).cmsg_level = libc::SOL_SOCKET;
-            (*hdr).cmsg_type = libc::SCM_RIGHTS;
-            (*hdr).cmsg_len = libc::CMSG_LEN(data_len) as usize;
-            std::ptr::copy_nonoverlapping(
-                raw.as_ptr().cast::<u8>(),
-                libc::CMSG_DATA(hdr),
-                data_len as usize,
-            );
-        }
+    let borrowed: Vec<BorrowedFd<'_>> = fds.iter().map(AsFd::as_fd).collect();
+    let mut space = [MaybeUninit::uninit(); CMSG_SPACE];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    if !borrowed.is_empty() && !control.push(SendAncillaryMessage::ScmRights(&borrowed)) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "too many descriptors in one message",
+        ));
     }
     loop {
-        // SAFETY: `msg` points at live buffers for the duration of the call.
-        let r = unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
-        if r >= 0 {
-            return Ok(r as usize);
+        match rustix::net::sendmsg(fd, &[IoSlice::new(buf)], &mut control, SendFlags::NOSIGNAL) {
+            Ok(n) => return Ok(n),
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
         }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
-}
-
-/// Aligned room for one `SCM_RIGHTS` header with up to [`MAX_FDS`] descriptors.
-#[repr(C, align(8))]
-struct CmsgBuf([u8; 24 + 4 * MAX_FDS]);
-
-impl CmsgBuf {
-    fn new() -> CmsgBuf {
-        CmsgBuf([0; 24 + 4 * MAX_FDS])
     }
 }
 
 /// `recvmsg` into `buf`; descriptors that arrive are appended to `fds` (close-on-exec).
-/// Returns the bytes read (0 at end of stream).
+/// Returns the bytes read (0 at end of stream). Unless `block`, an empty socket gives
+/// `WouldBlock` instead of waiting.
 pub(crate) fn recv_with_fds(
     fd: BorrowedFd<'_>,
     buf: &mut [u8],
     fds: &mut Vec<OwnedFd>,
+    block: bool,
 ) -> io::Result<usize> {
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    let mut cmsg = CmsgBuf::new();
-    // SAFETY: zeroed msghdr is a valid empty message; we fill in pointers to live locals.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cmsg.0.as_mut_ptr().cast();
-    msg.msg_controllen = cmsg.0.len();
-    let n = loop {
-        // SAFETY: `msg` points at live buffers for the duration of the call.
-        let r = unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
-        if r >= 0 {
-            break r as usize;
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    };
-    // SAFETY: the kernel filled msg_control/msg_controllen; CMSG_FIRSTHDR/NXTHDR stay within it.
-    let mut hdr = unsafe { libc::CMSG_FIRSTHDR(&msg) };
-    while !hdr.is_null() {
-        // SAFETY: `hdr` is a valid header inside the control buffer (checked by CMSG_*HDR).
-        let (level, kind, len) = unsafe { ((*hdr).cmsg_level, (*hdr).cmsg_type, (*hdr).cmsg_len) };
-        if level == libc::SOL_SOCKET && kind == libc::SCM_RIGHTS {
-            // SAFETY: CMSG_LEN(0) is a pure size computation.
-            let data_len = len.saturating_sub(unsafe { libc::CMSG_LEN(0) } as usize);
-            for i in 0..data_len / 4 {
-                // SAFETY: i * 4 + 4 <= data_len, inside this header's data; read unaligned.
-                let raw = unsafe {
-                    libc::CMSG_DATA(hdr)
-                        .add(i * 4)
-                        .cast::<RawFd>()
-                        .read_unaligned()
-                };
-                // SAFETY: SCM_RIGHTS installed this fresh descriptor for us alone.
-                fds.push(unsafe { OwnedFd::from_raw_fd(raw) });
-            }
-        }
-        // SAFETY: as for CMSG_FIRSTHDR.
-        hdr = unsafe { libc::CMSG_NXTHDR(&msg, hdr) };
+    let mut space = [MaybeUninit::uninit(); CMSG_SPACE];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let mut flags = RecvFlags::CMSG_CLOEXEC;
+    if !block {
+        flags |= RecvFlags::DONTWAIT;
     }
-    if msg.msg_flags & libc::MSG_CTRUNC != 0 {
+    let msg = loop {
+        match rustix::net::recvmsg(fd, &mut [IoSliceMut::new(buf)], &mut control, flags) {
+            Ok(msg) => break msg,
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    for message in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(received) = message {
+            fds.extend(received);
+        }
+    }
+    if msg.flags.contains(ReturnFlags::CTRUNC) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             "too many descriptors in one message",
         ));
     }
-    Ok(n)
+    Ok(msg.bytes)
 }
 
 /// Whether a stream socket's peer closed it: a non-blocking one-byte peek reads nothing.
 pub(crate) fn peek_eof(fd: BorrowedFd<'_>) -> bool {
-    let mut byte = 0u8;
-    // SAFETY: reads at most one byte into a live local; MSG_PEEK consumes nothing.
-    let r = unsafe {
-        libc::recv(
-            fd.as_raw_fd(),
-            (&mut byte as *mut u8).cast(),
-            1,
-            libc::MSG_PEEK | libc::MSG_DONTWAIT,
-        )
-    };
-    r == 0 || (r < 0 && io::Error::last_os_error().kind() != io::ErrorKind::WouldBlock)
+    let mut byte = [0u8; 1];
+    match rustix::net::recv(fd, &mut byte, RecvFlags::PEEK | RecvFlags::DONTWAIT) {
+        Ok((n, _)) => n == 0,
+        Err(e) => e != Errno::WOULDBLOCK,
+    }
 }
 
-/// Waits until one of `fds` is readable or hung up, at most `timeout` (forever if `None`).
-/// Returns which are ready (all false on timeout or interruption).
+fn timespec(timeout: Duration) -> Timespec {
+    // Durations beyond `Timespec`'s range (centuries) wait "forever" as far as we can tell.
+    Timespec::try_from(timeout).unwrap_or(Timespec {
+        tv_sec: i64::MAX,
+        tv_nsec: 0,
+    })
+}
+
+/// Waits until one of `fds` is readable or hung up (`None` entries are skipped), at most
+/// `timeout` (forever if `None`). Returns which are ready (all false on timeout or
+/// interruption).
+pub(crate) fn poll_fds(
+    fds: &[Option<BorrowedFd<'_>>],
+    timeout: Option<Duration>,
+) -> io::Result<Vec<bool>> {
+    let mut pfds: Vec<PollFd<'_>> = fds
+        .iter()
+        .flatten()
+        .map(|fd| PollFd::from_borrowed_fd(*fd, PollFlags::IN))
+        .collect();
+    let timeout = timeout.map(timespec);
+    match rustix::event::poll(&mut pfds, timeout.as_ref()) {
+        Ok(_) | Err(Errno::INTR) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let mut ready = pfds.iter().map(|p| !p.revents().is_empty());
+    Ok(fds
+        .iter()
+        .map(|fd| fd.is_some() && ready.next().unwrap_or(false))
+        .collect())
+}
+
+/// [`poll_fds`] on descriptor numbers (negative ones are skipped), for callers that cannot
+/// borrow them for the call: a number closed meanwhile reports ready (`POLLNVAL`) or wakes
+/// spuriously, never touches memory.
 pub(crate) fn poll_readable(fds: &[RawFd], timeout: Option<Duration>) -> io::Result<Vec<bool>> {
     let mut pfds: Vec<libc::pollfd> = fds
         .iter()
@@ -284,7 +335,8 @@ pub(crate) fn poll_readable(fds: &[RawFd], timeout: Option<Duration>) -> io::Res
     let ms = timeout.map_or(-1, |t| {
         t.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as libc::c_int
     });
-    // SAFETY: `pfds` is a valid array of pollfds of the given length.
+    // SAFETY: `pfds` is a live, writable array of `pfds.len()` pollfds; any descriptor numbers
+    // are fine (a closed one reports POLLNVAL).
     let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
     if r < 0 {
         let e = io::Error::last_os_error();
@@ -297,40 +349,31 @@ pub(crate) fn poll_readable(fds: &[RawFd], timeout: Option<Duration>) -> io::Res
 
 /// A close-on-exec eventfd, to wake a thread sleeping in [`poll_readable`].
 pub(crate) fn eventfd() -> io::Result<OwnedFd> {
-    // SAFETY: plain syscall; the result is checked.
-    let fd = cvt(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
-    // SAFETY: fresh descriptor owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    Ok(rustix::event::eventfd(
+        0,
+        EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK,
+    )?)
 }
 
 /// Makes an eventfd readable.
 pub(crate) fn eventfd_signal(fd: BorrowedFd<'_>) {
-    let one: u64 = 1;
-    // SAFETY: writes 8 bytes from a live u64. A full counter (EAGAIN) still leaves it readable.
-    unsafe { libc::write(fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    // A full counter (EAGAIN) still leaves it readable.
+    let _ = rustix::io::write(fd, &1u64.to_ne_bytes());
 }
 
 /// Resets an eventfd to not readable.
 pub(crate) fn eventfd_drain(fd: BorrowedFd<'_>) {
-    let mut value: u64 = 0;
-    // SAFETY: reads 8 bytes into a live u64; non-blocking, EAGAIN when already drained.
-    unsafe { libc::read(fd.as_raw_fd(), (&mut value as *mut u64).cast(), 8) };
+    // Non-blocking: EAGAIN when already drained.
+    let _ = rustix::io::read(fd, &mut [0u8; 8]);
 }
 
-/// Starts this program again (`/proc/self/exe`) with `env_key=env_value` added to the
-/// environment and `channel` as descriptor [`CHILD_FD`]; nothing else is inherited except
-/// stdin/stdout/stderr. Returns the child's pid.
-pub(crate) fn spawn_self(
-    channel: BorrowedFd<'_>,
-    env_key: &str,
-    env_value: &str,
-) -> io::Result<u32> {
+/// Starts this program again (`/proc/self/exe`) with `env` added to the environment (replacing
+/// inherited values of the same keys), `channel` as descriptor [`CHILD_FD`] and `/dev/null` as
+/// stdin; nothing else is inherited except stdout/stderr. Returns the child's pid.
+pub(crate) fn spawn_self(channel: BorrowedFd<'_>, env: &[(&str, &str)]) -> io::Result<u32> {
     // A copy numbered above CHILD_FD: dup2 onto CHILD_FD then always makes a new descriptor,
     // which does not inherit close-on-exec.
-    // SAFETY: fcntl with integer arguments on a valid descriptor.
-    let temp = cvt(unsafe { libc::fcntl(channel.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) })?;
-    // SAFETY: fresh descriptor owned by nobody else.
-    let temp = unsafe { OwnedFd::from_raw_fd(temp) };
+    let temp = rustix::io::fcntl_dupfd_cloexec(channel, 10)?;
 
     let to_c = |s: &[u8]| {
         CString::new(s).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in argument"))
@@ -341,11 +384,13 @@ pub(crate) fn spawn_self(
     let argv_owned = [to_c(argv0.as_bytes())?];
     let mut env_owned = Vec::new();
     for (k, v) in std::env::vars_os() {
-        if k.as_bytes() != env_key.as_bytes() {
+        if !env.iter().any(|(key, _)| k.as_bytes() == key.as_bytes()) {
             env_owned.push(to_c(&[k.as_bytes(), b"=", v.as_bytes()].concat())?);
         }
     }
-    env_owned.push(to_c(format!("{env_key}={env_value}").as_bytes())?);
+    for (key, value) in env {
+        env_owned.push(to_c(format!("{key}={value}").as_bytes())?);
+    }
     let argv: Vec<*mut libc::c_char> = argv_owned
         .iter()
         .map(|s| s.as_ptr() as *mut libc::c_char)
@@ -357,28 +402,51 @@ pub(crate) fn spawn_self(
         .chain(std::iter::once(std::ptr::null_mut()))
         .collect();
     let path = c"/proc/self/exe";
+    let dev_null = c"/dev/null";
 
     let mut pid: libc::pid_t = 0;
     // SAFETY: the file-action and attribute objects are initialised before use and destroyed
-    // after; every pointer passed (path, argv, envp and their strings) lives until posix_spawn
-    // returns; argv and envp are NULL-terminated.
+    // after; every pointer passed (paths, argv, envp and their strings) lives until
+    // posix_spawn returns; argv and envp are NULL-terminated. Each step runs only if the
+    // previous ones succeeded.
     let r = unsafe {
         let mut actions: libc::posix_spawn_file_actions_t = std::mem::zeroed();
         let mut attr: libc::posix_spawnattr_t = std::mem::zeroed();
-        libc::posix_spawn_file_actions_init(&mut actions);
-        libc::posix_spawnattr_init(&mut attr);
-        let mut r =
-            libc::posix_spawn_file_actions_adddup2(&mut actions, temp.as_raw_fd(), CHILD_FD);
+        let mut r = libc::posix_spawn_file_actions_init(&mut actions);
+        if r != 0 {
+            return Err(io::Error::from_raw_os_error(r));
+        }
+        r = libc::posix_spawnattr_init(&mut attr);
+        if r != 0 {
+            libc::posix_spawn_file_actions_destroy(&mut actions);
+            return Err(io::Error::from_raw_os_error(r));
+        }
+        r = libc::posix_spawn_file_actions_adddup2(&mut actions, temp.as_raw_fd(), CHILD_FD);
+        if r == 0 {
+            r = libc::posix_spawn_file_actions_addopen(
+                &mut actions,
+                libc::STDIN_FILENO,
+                dev_null.as_ptr(),
+                libc::O_RDONLY,
+                0,
+            );
+        }
         if r == 0 {
             let mut empty: libc::sigset_t = std::mem::zeroed();
             let mut pipe_only: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut empty);
             libc::sigemptyset(&mut pipe_only);
             libc::sigaddset(&mut pipe_only, libc::SIGPIPE);
-            libc::posix_spawnattr_setsigmask(&mut attr, &empty);
-            libc::posix_spawnattr_setsigdefault(&mut attr, &pipe_only);
             let flags = libc::POSIX_SPAWN_SETSIGMASK | libc::POSIX_SPAWN_SETSIGDEF;
-            libc::posix_spawnattr_setflags(&mut attr, flags as libc::c_short);
+            r = libc::posix_spawnattr_setsigmask(&mut attr, &empty);
+            if r == 0 {
+                r = libc::posix_spawnattr_setsigdefault(&mut attr, &pipe_only);
+            }
+            if r == 0 {
+                r = libc::posix_spawnattr_setflags(&mut attr, flags as libc::c_short);
+            }
+        }
+        if r == 0 {
             r = libc::posix_spawn(
                 &mut pid,
                 path.as_ptr(),

@@ -1,36 +1,33 @@
 //! Linux implementation of the platform seam.
+//!
+//! Every call goes through `rustix` where it has one (memfd and seals, opening and unlinking in
+//! `/dev/shm`, futex, ids, `kill(pid, 0)`). Raw `libc` remains only for what rustix lacks:
+//! byte-range open-file-description locks (rustix's `fcntl_lock` locks whole files and cannot
+//! query), `posix_fallocate` (rustix has `fallocate(2)` only, without glibc's fallback for file
+//! systems that lack it), `pthread_atfork` and `atexit`.
 
-use std::ffi::CString;
 use std::fs::File;
 use std::io;
-use std::os::fd::FromRawFd;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::time::Duration;
+
+use rustix::fs::{MemfdFlags, Mode, OFlags, SealFlags};
+use rustix::io::Errno;
+use rustix::thread::futex;
 
 /// Directory where POSIX named shared memory lives.
 pub const SHM_DIR: &str = "/dev/shm";
 
-fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
-}
-
-fn cstring(s: &str) -> io::Result<CString> {
-    CString::new(s).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "name contains NUL"))
+fn shm_path(os_name: &str) -> String {
+    format!("{SHM_DIR}/{os_name}")
 }
 
 /// Creates an anonymous, sealable memory file of `len` bytes (close-on-exec).
 pub fn memfd_create(debug_name: &str, len: u64) -> io::Result<File> {
-    let name = cstring(debug_name)?;
-    // SAFETY: `name` is a valid NUL-terminated string; flags are plain constants.
-    let fd = cvt(unsafe {
-        libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)
-    })?;
-    // SAFETY: `fd` was just returned by memfd_create and is owned by nobody else.
-    let file = unsafe { File::from_raw_fd(fd) };
+    let fd = rustix::fs::memfd_create(debug_name, MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)?;
+    let file = File::from(fd);
     file.set_len(len)?;
     Ok(file)
 }
@@ -38,47 +35,74 @@ pub fn memfd_create(debug_name: &str, len: u64) -> io::Result<File> {
 /// Forbids any later size change of a memfd, so a peer can never shrink it under our mapping
 /// (which would turn accesses into SIGBUS).
 pub fn seal_size(file: &File) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
-    // SAFETY: fcntl on a valid fd owned by `file` with an integer argument.
-    cvt(unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, seals) })?;
-    Ok(())
+    let seals = SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL;
+    Ok(rustix::fs::fcntl_add_seals(file, seals)?)
 }
 
 /// The seal that forbids shrinking a memfd (see [`seals`]).
-pub const SEAL_SHRINK: i32 = libc::F_SEAL_SHRINK;
+pub const SEAL_SHRINK: i32 = SealFlags::SHRINK.bits() as i32;
 
 /// The seals set on a memfd (`F_GET_SEALS`); an error for files that cannot be sealed.
 pub fn seals(file: &File) -> io::Result<i32> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: fcntl on a valid fd owned by `file`, no pointer arguments.
-    cvt(unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GET_SEALS) })
+    Ok(rustix::fs::fcntl_get_seals(file)?.bits() as i32)
 }
 
 /// `shm_open(O_CREAT | O_EXCL | O_RDWR, 0600)`.
 pub fn shm_create(os_name: &str) -> io::Result<File> {
-    shm_open(os_name, libc::O_CREAT | libc::O_EXCL | libc::O_RDWR)
+    shm_create_mode(os_name, 0o600)
 }
 
-/// `shm_open(O_RDWR)` of an existing segment.
+/// Creates the shared file `os_name` (fails if it exists) with exactly the permission bits
+/// `mode`, whatever the umask.
+pub fn shm_create_mode(os_name: &str, mode: u32) -> io::Result<File> {
+    let file = shm_open(os_name, OFlags::CREATE | OFlags::EXCL | OFlags::RDWR, mode)?;
+    if let Err(e) = rustix::fs::fchmod(&file, Mode::from_bits_truncate(mode)) {
+        let _ = shm_unlink_if_same(os_name, &file);
+        return Err(e.into());
+    }
+    Ok(file)
+}
+
+/// `shm_open(O_RDWR)` of an existing segment (symlinks refused).
 pub fn shm_open_existing(os_name: &str) -> io::Result<File> {
-    shm_open(os_name, libc::O_RDWR)
+    shm_open(os_name, OFlags::RDWR, 0)
 }
 
-fn shm_open(os_name: &str, flags: libc::c_int) -> io::Result<File> {
-    let name = cstring(&format!("/{os_name}"))?;
-    // SAFETY: valid C string; the returned fd is checked and then owned by the File.
-    let fd = cvt(unsafe { libc::shm_open(name.as_ptr(), flags | libc::O_CLOEXEC, 0o600) })?;
-    // SAFETY: `fd` is a fresh descriptor owned by nobody else.
-    Ok(unsafe { File::from_raw_fd(fd) })
+/// Opens (creating it, mode 0600, if missing) the shared file `os_name` in `/dev/shm` as a new
+/// open file description (close-on-exec, symlinks refused).
+pub fn shm_open_or_create(os_name: &str) -> io::Result<File> {
+    shm_open(os_name, OFlags::CREATE | OFlags::RDWR, 0o600)
 }
 
-/// Removes a named segment (`shm_unlink`).
+/// `shm_open` as glibc does it (a file in [`SHM_DIR`], close-on-exec, `O_NOFOLLOW`):
+/// `rustix::shm::open` would not refuse a symlink planted under the name.
+fn shm_open(os_name: &str, flags: OFlags, mode: u32) -> io::Result<File> {
+    let flags = flags | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+    let fd = rustix::fs::open(shm_path(os_name), flags, Mode::from_bits_truncate(mode))?;
+    Ok(File::from(fd))
+}
+
+/// Removes a named segment (`shm_unlink`), whatever file the name refers to now.
 pub fn shm_unlink(os_name: &str) -> io::Result<()> {
-    let name = cstring(&format!("/{os_name}"))?;
-    // SAFETY: valid C string.
-    cvt(unsafe { libc::shm_unlink(name.as_ptr()) })?;
-    Ok(())
+    Ok(rustix::shm::unlink(os_name)?)
+}
+
+/// Whether the name `os_name` refers to `file` itself (same device and inode; a symlink never
+/// does). A `NotFound` error when the name is gone.
+pub fn shm_is_same_file(os_name: &str, file: &File) -> io::Result<bool> {
+    let ours = file.metadata()?;
+    let now = std::fs::symlink_metadata(shm_path(os_name))?;
+    Ok(ours.dev() == now.dev() && ours.ino() == now.ino())
+}
+
+/// Removes the name `os_name` only if it still refers to `file`: never someone else's new file
+/// that took the name meanwhile. `Ok(false)` when the name refers to another file.
+pub fn shm_unlink_if_same(os_name: &str, file: &File) -> io::Result<bool> {
+    if !shm_is_same_file(os_name, file)? {
+        return Ok(false);
+    }
+    shm_unlink(os_name)?;
+    Ok(true)
 }
 
 /// Why a futex wait returned.
@@ -92,101 +116,64 @@ pub enum WaitOutcome {
 
 /// Sleeps while `word` equals `expected` (process-shared futex), at most `timeout` (monotonic
 /// clock) if given.
+#[inline]
 pub fn futex_wait(
     word: &AtomicU32,
     expected: u32,
     timeout: Option<Duration>,
 ) -> io::Result<WaitOutcome> {
-    futex_wait_at(word.as_ptr(), expected, timeout)
+    let ts = timeout.map(|d| futex::Timespec {
+        tv_sec: d.as_secs().min(i64::MAX as u64) as futex::Secs,
+        tv_nsec: d.subsec_nanos() as futex::Nsecs,
+    });
+    match futex::wait(word, futex::Flags::empty(), expected, ts.as_ref()) {
+        Ok(()) | Err(Errno::AGAIN | Errno::INTR) => Ok(WaitOutcome::Woken),
+        Err(Errno::TIMEDOUT) => Ok(WaitOutcome::TimedOut),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Like [`futex_wait`] on the low 32 bits of a 64-bit word (a futex is always 32 bits).
+#[inline]
 pub fn futex_wait_low(
     word: &AtomicU64,
     expected: u32,
     timeout: Option<Duration>,
 ) -> io::Result<WaitOutcome> {
-    futex_wait_at(low_half(word), expected, timeout)
+    futex_wait(low_half(word), expected, timeout)
 }
 
 /// Wakes up to `n` waiters sleeping on `word` in any process.
+#[inline]
 pub fn futex_wake(word: &AtomicU32, n: u32) {
-    futex_wake_at(word.as_ptr(), n);
+    // A failure (a bad address) cannot wake anyone, so there is nothing useful to report.
+    let _ = futex::wake(word, futex::Flags::empty(), n.min(i32::MAX as u32));
 }
 
 /// Wakes up to `n` waiters sleeping on the low 32 bits of `word` (see [`futex_wait_low`]).
+#[inline]
 pub fn futex_wake_low(word: &AtomicU64, n: u32) {
-    futex_wake_at(low_half(word), n);
+    futex_wake(low_half(word), n);
 }
 
-fn low_half(word: &AtomicU64) -> *mut u32 {
-    let base = word.as_ptr().cast::<u32>();
-    if cfg!(target_endian = "little") {
+/// The futex address of `word`'s low 32 bits.
+#[inline]
+fn low_half(word: &AtomicU64) -> &AtomicU32 {
+    let base = word.as_ptr().cast::<AtomicU32>();
+    let low = if cfg!(target_endian = "little") {
         base
     } else {
         base.wrapping_add(1)
-    }
-}
-
-/// `addr` comes from a reference to an atomic: valid, aligned, and only ever accessed
-/// atomically, so the kernel's read races with nothing.
-fn futex_wait_at(
-    addr: *mut u32,
-    expected: u32,
-    timeout: Option<Duration>,
-) -> io::Result<WaitOutcome> {
-    let ts = timeout.map(|d| libc::timespec {
-        tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
-        tv_nsec: d.subsec_nanos() as libc::c_long,
-    });
-    let ts_ptr = ts
-        .as_ref()
-        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
-    // SAFETY: FUTEX_WAIT only reads the word at `addr` (the kernel checks the address) and the
-    // timespec, which lives on our stack for the duration of the call.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            addr,
-            libc::FUTEX_WAIT,
-            expected,
-            ts_ptr,
-            std::ptr::null::<u32>(),
-            0u32,
-        )
     };
-    if ret == 0 {
-        return Ok(WaitOutcome::Woken);
-    }
-    let err = io::Error::last_os_error();
-    match err.raw_os_error() {
-        Some(libc::ETIMEDOUT) => Ok(WaitOutcome::TimedOut),
-        Some(libc::EAGAIN) | Some(libc::EINTR) => Ok(WaitOutcome::Woken),
-        _ => Err(err),
-    }
-}
-
-fn futex_wake_at(addr: *mut u32, n: u32) {
-    let n = n.min(i32::MAX as u32);
-    // SAFETY: FUTEX_WAKE does not access user memory beyond validating `addr`. A failure (a bad
-    // address) cannot wake anyone, so there is nothing useful to report.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            addr,
-            libc::FUTEX_WAKE,
-            n,
-            std::ptr::null::<libc::timespec>(),
-            std::ptr::null::<u32>(),
-            0u32,
-        );
-    }
+    // SAFETY: `low` is 4 bytes inside `word`, 4-aligned (an AtomicU64 is 8-aligned) and valid
+    // as long as `word`. The reference is only handed to the kernel as a futex address: no Rust
+    // code reads or writes through it, so there is no mixed-size atomic access.
+    unsafe { &*low }
 }
 
 /// The kernel thread id of the calling thread.
 pub fn gettid() -> u32 {
-    // SAFETY: gettid has no preconditions and cannot fail.
-    (unsafe { libc::gettid() }) as u32
+    rustix::thread::gettid().as_raw_pid() as u32
 }
 
 /// The process id of the caller.
@@ -240,11 +227,10 @@ pub fn is_alive(id: u32, tag: u32) -> bool {
     match proc_state(id) {
         ProcState::Gone | ProcState::Zombie => false,
         ProcState::Running { start_time } => tag == 0 || start_time as u32 == tag,
-        ProcState::Unknown => {
-            // SAFETY: signal 0 only checks for existence and permission.
-            let r = unsafe { libc::kill(id as libc::pid_t, 0) };
-            r == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
-        }
+        ProcState::Unknown => match rustix::process::Pid::from_raw(id as i32) {
+            Some(pid) => rustix::process::test_kill_process(pid) != Err(Errno::SRCH),
+            None => true,
+        },
     }
 }
 
@@ -276,56 +262,99 @@ pub fn at_fork(
     }
 }
 
-/// Opens (creating it, mode 0600, if missing) the shared file `os_name` in `/dev/shm` as a new
-/// open file description (close-on-exec, symlinks refused).
-pub fn shm_open_or_create(os_name: &str) -> io::Result<File> {
-    shm_open(os_name, libc::O_CREAT | libc::O_RDWR | libc::O_NOFOLLOW)
-}
-
 /// The effective user id of the caller.
 pub fn geteuid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
+    rustix::process::geteuid().as_raw()
 }
 
+/// Whether the caller belongs to group `gid` (its effective or a supplementary group).
+pub fn in_group(gid: u32) -> bool {
+    rustix::process::getegid().as_raw() == gid
+        || rustix::process::getgroups().is_ok_and(|groups| groups.iter().any(|g| g.as_raw() == gid))
+}
+
+/// The mode of an open-file-description lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockKind {
+    /// A read lock: any number of open file descriptions may hold one on the same bytes.
+    Shared,
+    /// A write lock: excludes every other lock on the same bytes.
+    Exclusive,
+}
+
+/// One `fcntl` OFD lock request of type `l_type` on bytes `start..start + len`.
 fn ofd_lock_request(
-    fd: std::os::fd::BorrowedFd<'_>,
+    fd: BorrowedFd<'_>,
     cmd: libc::c_int,
-    byte: u64,
+    l_type: libc::c_int,
+    start: u64,
+    len: u64,
 ) -> io::Result<libc::flock> {
-    use std::os::fd::AsRawFd;
+    let too_far = || io::Error::new(io::ErrorKind::InvalidInput, "lock range too large");
     // SAFETY: all-zero is a valid `flock` (plain integers).
     let mut lock: libc::flock = unsafe { std::mem::zeroed() };
-    lock.l_type = libc::F_WRLCK as libc::c_short;
+    lock.l_type = l_type as libc::c_short;
     lock.l_whence = libc::SEEK_SET as libc::c_short;
-    lock.l_start = byte as libc::off_t;
-    lock.l_len = 1;
+    lock.l_start = libc::off_t::try_from(start).map_err(|_| too_far())?;
+    lock.l_len = libc::off_t::try_from(len).map_err(|_| too_far())?;
     // SAFETY: fcntl with an OFD lock command and a pointer to a `flock` on our stack.
-    cvt(unsafe { libc::fcntl(fd.as_raw_fd(), cmd, &mut lock) })?;
+    if unsafe { libc::fcntl(fd.as_raw_fd(), cmd, &mut lock) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
     Ok(lock)
 }
 
-/// Tries to take an open-file-description write lock on byte `byte` of `fd`'s file; `false` if
-/// another open file description holds it. The kernel drops the lock when the last descriptor
-/// of this description closes — in particular when its process dies.
-pub fn ofd_try_lock(fd: std::os::fd::BorrowedFd<'_>, byte: u64) -> io::Result<bool> {
-    match ofd_lock_request(fd, libc::F_OFD_SETLK, byte) {
+/// Tries to take an open-file-description lock of `kind` on bytes `start..start + len` of
+/// `fd`'s file; `false` if another open file description holds a conflicting one. The kernel
+/// drops the lock when the last descriptor of this description closes — in particular when its
+/// process dies. Taking a lock over one this description holds converts it.
+pub fn ofd_try_lock_range(
+    fd: BorrowedFd<'_>,
+    start: u64,
+    len: u64,
+    kind: LockKind,
+) -> io::Result<bool> {
+    let l_type = match kind {
+        LockKind::Shared => libc::F_RDLCK,
+        LockKind::Exclusive => libc::F_WRLCK,
+    };
+    match ofd_lock_request(fd, libc::F_OFD_SETLK, l_type, start, len) {
         Ok(_) => Ok(true),
-        Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EACCES)) => Ok(false),
+        Err(e) if matches!(Errno::from_io_error(&e), Some(Errno::AGAIN | Errno::ACCESS)) => {
+            Ok(false)
+        }
         Err(e) => Err(e),
     }
 }
 
-/// Whether an open file description other than `fd`'s holds a lock on byte `byte`.
-pub fn ofd_is_locked(fd: std::os::fd::BorrowedFd<'_>, byte: u64) -> io::Result<bool> {
-    let lock = ofd_lock_request(fd, libc::F_OFD_GETLK, byte)?;
+/// Releases this open file description's locks on bytes `start..start + len`.
+pub fn ofd_unlock_range(fd: BorrowedFd<'_>, start: u64, len: u64) -> io::Result<()> {
+    ofd_lock_request(fd, libc::F_OFD_SETLK, libc::F_UNLCK, start, len).map(drop)
+}
+
+/// Whether an open file description other than `fd`'s holds any lock on bytes
+/// `start..start + len`.
+pub fn ofd_is_locked_range(fd: BorrowedFd<'_>, start: u64, len: u64) -> io::Result<bool> {
+    let lock = ofd_lock_request(fd, libc::F_OFD_GETLK, libc::F_WRLCK, start, len)?;
     Ok(lock.l_type != libc::F_UNLCK as libc::c_short)
+}
+
+/// Tries to take an open-file-description write lock on byte `byte` of `fd`'s file; `false` if
+/// another open file description holds it (see [`ofd_try_lock_range`]).
+pub fn ofd_try_lock(fd: BorrowedFd<'_>, byte: u64) -> io::Result<bool> {
+    ofd_try_lock_range(fd, byte, 1, LockKind::Exclusive)
+}
+
+/// Whether an open file description other than `fd`'s holds a lock on byte `byte`.
+pub fn ofd_is_locked(fd: BorrowedFd<'_>, byte: u64) -> io::Result<bool> {
+    ofd_is_locked_range(fd, byte, 1)
 }
 
 /// Closes descriptor `fd` (async-signal-safe: usable in an after-fork child handler).
 pub fn close_raw(fd: i32) {
-    // SAFETY: closing a descriptor number; the caller owns it (a copy inherited through fork).
-    unsafe { libc::close(fd) };
+    // SAFETY: closing a descriptor number; the caller owns it (a copy inherited through fork)
+    // and nothing uses the number afterwards.
+    unsafe { rustix::io::close(fd) };
 }
 
 /// Whether thread `tid` of the calling process still exists (`/proc/self/task`); `true` when
@@ -351,14 +380,34 @@ pub fn at_exit(f: extern "C" fn()) -> io::Result<()> {
 }
 
 /// Allocates the first `len` bytes of `file` now (`posix_fallocate`), so that touching them later
-/// through a mapping cannot fail with SIGBUS on a full tmpfs; an error if there is no room.
+/// through a mapping cannot fail with SIGBUS on a full tmpfs; an error (`ENOSPC`) if there is no
+/// room.
 pub fn reserve(file: &File, len: u64) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
+    let len = libc::off_t::try_from(len)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file too large"))?;
     // SAFETY: posix_fallocate on a valid descriptor owned by `file`, integer arguments only.
-    let r = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len as libc::off_t) };
+    let r = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len) };
     if r == 0 {
         Ok(())
     } else {
         Err(io::Error::from_raw_os_error(r))
     }
+}
+
+/// Whether `e` says there is no room: the file system is full (`ENOSPC`), memory is exhausted
+/// (`ENOMEM`) or the size exceeds a limit (`EFBIG`).
+pub fn is_out_of_space(e: &io::Error) -> bool {
+    matches!(
+        Errno::from_io_error(e),
+        Some(Errno::NOSPC | Errno::NOMEM | Errno::FBIG)
+    )
+}
+
+/// Whether `e` says the call is not supported here (`EINVAL`, `ENOSYS`, `EOPNOTSUPP`, `ENOLCK`):
+/// e.g. OFD locks before Linux 3.15 or in a sandbox that lacks them.
+pub fn is_unsupported(e: &io::Error) -> bool {
+    matches!(
+        Errno::from_io_error(e),
+        Some(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP | Errno::NOLCK)
+    )
 }

@@ -34,6 +34,18 @@ pub fn shm_create(_os_name: &str) -> io::Result<File> {
     unsupported()
 }
 /// Unsupported on this target.
+pub fn shm_create_mode(_os_name: &str, _mode: u32) -> io::Result<File> {
+    unsupported()
+}
+/// Unsupported on this target.
+pub fn shm_is_same_file(_os_name: &str, _file: &File) -> io::Result<bool> {
+    unsupported()
+}
+/// Unsupported on this target.
+pub fn shm_unlink_if_same(_os_name: &str, _file: &File) -> io::Result<bool> {
+    unsupported()
+}
+/// Unsupported on this target.
 pub fn shm_open_existing(_os_name: &str) -> io::Result<File> {
     unsupported()
 }
@@ -99,6 +111,43 @@ pub fn shm_open_or_create(_os_name: &str) -> io::Result<File> {
 pub fn geteuid() -> u32 {
     0
 }
+/// Always false on this target.
+pub fn in_group(_gid: u32) -> bool {
+    false
+}
+/// The mode of an open-file-description lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockKind {
+    /// A read lock.
+    Shared,
+    /// A write lock.
+    Exclusive,
+}
+/// Unsupported on this target.
+pub fn ofd_try_lock_range(
+    _fd: std::os::fd::BorrowedFd<'_>,
+    _start: u64,
+    _len: u64,
+    _kind: LockKind,
+) -> io::Result<bool> {
+    unsupported()
+}
+/// Unsupported on this target.
+pub fn ofd_unlock_range(
+    _fd: std::os::fd::BorrowedFd<'_>,
+    _start: u64,
+    _len: u64,
+) -> io::Result<()> {
+    unsupported()
+}
+/// Unsupported on this target.
+pub fn ofd_is_locked_range(
+    _fd: std::os::fd::BorrowedFd<'_>,
+    _start: u64,
+    _len: u64,
+) -> io::Result<bool> {
+    unsupported()
+}
 /// Unsupported on this target.
 pub fn ofd_try_lock(_fd: std::os::fd::BorrowedFd<'_>, _byte: u64) -> io::Result<bool> {
     unsupported()
@@ -120,4 +169,12 @@ pub fn at_exit(_f: extern "C" fn()) -> io::Result<()> {
 /// Unsupported on this target.
 pub fn reserve(_file: &File, _len: u64) -> io::Result<()> {
     unsupported()
+}
+/// Always false on this target.
+pub fn is_out_of_space(_e: &io::Error) -> bool {
+    false
+}
+/// Whether `e` is this target's "unsupported" error.
+pub fn is_unsupported(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::Unsupported
 }

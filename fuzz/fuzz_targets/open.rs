@@ -1,0 +1,3 @@
+#![no_main]
+// See shmproc_channel::fuzzing::fuzz_open.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| shmproc_channel::fuzzing::fuzz_open(data));
