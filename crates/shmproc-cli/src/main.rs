@@ -18,10 +18,11 @@ usage: shmproc <command>
   bench processes [--json]    fork/spawn start+join, pool round trip and map, with baselines
   bench channels [--json]     Queue/Pipe throughput and latency vs pipe(2), sockets,
                               ipc-channel, crossbeam and raw futex ping-pong
-  chaos [--seconds N] [--seed N] [--only SCENARIO]... [--json]
+  chaos [--seconds N] [--seed N] [--only SCENARIO]... [--shared-shm] [--json]
                               SIGKILL processes at random points across every
                               primitive and the pool for N s (default 10); counts
                               hangs, lost/duplicated/torn messages, leaked segments
+                              (in a private /dev/shm when it can mount one)
   ls                          list shmproc segments in /dev/shm
   clean                       remove segments nobody holds (unless persistent)
   inspect NAME                show a segment's header
@@ -329,13 +330,23 @@ fn bench_processes(json: bool) -> CliResult {
 }
 
 fn chaos(rest: &[&str]) -> CliResult {
-    let known = ["--seconds", "--seed", "--only", "--json"];
+    let known = ["--seconds", "--seed", "--only", "--shared-shm", "--json"];
     for (i, a) in rest.iter().enumerate() {
-        let is_value = i > 0 && rest[i - 1] != "--json" && known.contains(&rest[i - 1]);
+        let is_value = i > 0 && ["--seconds", "--seed", "--only"].contains(&rest[i - 1]);
         if !is_value && !known.contains(a) {
             return Err(format!("unknown option {a:?}\n\n{USAGE}").into());
         }
     }
+    // A /dev/shm of its own, so `clean` can run as users run it without touching anyone else's
+    // segments (and nobody else's `clean` touches ours).
+    let private_shm = !rest.contains(&"--shared-shm")
+        && match shmproc_cli::chaos::isolate() {
+            Ok(()) => true,
+            Err(why) => {
+                eprintln!("shmproc chaos: using the shared /dev/shm ({why})");
+                false
+            }
+        };
     let opts = shmproc_cli::chaos::Options {
         seconds: parse_flag(rest, "--seconds", 10)?,
         seed: rest
@@ -347,6 +358,7 @@ fn chaos(rest: &[&str]) -> CliResult {
             .filter(|w| w[0] == "--only")
             .map(|w| w[1].to_owned())
             .collect(),
+        private_shm,
     };
     let json = rest.contains(&"--json");
     let progress = std::io::stderr().is_terminal();

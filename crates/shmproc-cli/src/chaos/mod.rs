@@ -28,6 +28,7 @@
 mod harness;
 mod tally;
 
+mod isolate;
 mod kids;
 
 mod locks;
@@ -41,6 +42,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use harness::{Rng, Setup};
+pub use isolate::isolate;
 pub use tally::Counts;
 use tally::{Problem, Trial};
 
@@ -70,6 +72,10 @@ pub struct Options {
     pub seed: Option<u64>,
     /// Run only these scenarios (all when empty).
     pub only: Vec<String>,
+    /// Whether this process has a `/dev/shm` of its own ([`isolate`] succeeded): `clean` then
+    /// runs unrestricted, also while trials run; otherwise it is limited to this run's names
+    /// and runs only between trials.
+    pub private_shm: bool,
 }
 
 /// The names of the scenarios, in the order the summary lists them.
@@ -90,6 +96,8 @@ pub struct Summary {
     pub scenarios: Vec<(&'static str, Counts)>,
     /// What went wrong, one line each (the first 100).
     pub problems: Vec<String>,
+    /// Whether the run had a `/dev/shm` of its own.
+    pub private_shm: bool,
 }
 
 impl Summary {
@@ -151,7 +159,7 @@ pub fn run(
         trial: 0,
         scenario: "",
         began: start,
-        last: summary(start, seed, &per, &problems),
+        last: summary(opts, start, seed, &per, &problems),
         done: false,
     }));
     watchdog(Arc::clone(&watched), on_stuck)?;
@@ -170,6 +178,7 @@ pub fn run(
             counts: &mut per[which],
             problems: &mut problems,
             prefix: format!("{run_prefix}{number}-"),
+            private_shm: opts.private_shm,
         };
         t.counts.trials += 1;
         let began = Instant::now();
@@ -183,7 +192,7 @@ pub fn run(
         let prefix = t.prefix.clone();
         segments::sweep(&mut t, &prefix);
         t.counts.micros += began.elapsed().as_micros() as u64;
-        let now = summary(start, seed, &per, &problems);
+        let now = summary(opts, start, seed, &per, &problems);
         progress(&now);
         watched.lock().unwrap_or_else(|e| e.into_inner()).last = now;
     }
@@ -197,9 +206,10 @@ pub fn run(
         counts: &mut last,
         problems: &mut problems,
         prefix: run_prefix.clone(),
+        private_shm: opts.private_shm,
     };
     segments::sweep(&mut t, &run_prefix);
-    let mut out = summary(start, seed, &per, &problems);
+    let mut out = summary(opts, start, seed, &per, &problems);
     out.total.add(&last);
     Ok(out)
 }
@@ -241,7 +251,13 @@ fn watchdog(
         .map(drop)
 }
 
-fn summary(start: Instant, seed: u64, per: &[Counts], problems: &[String]) -> Summary {
+fn summary(
+    opts: &Options,
+    start: Instant,
+    seed: u64,
+    per: &[Counts],
+    problems: &[String],
+) -> Summary {
     let mut total = Counts::default();
     for c in per {
         total.add(c);
@@ -256,6 +272,7 @@ fn summary(start: Instant, seed: u64, per: &[Counts], problems: &[String]) -> Su
             .zip(per.iter().copied())
             .collect(),
         problems: problems.to_vec(),
+        private_shm: opts.private_shm,
     }
 }
 
@@ -277,9 +294,10 @@ fn fresh_seed() -> u64 {
 /// The summary as one JSON object.
 pub fn to_json(s: &Summary) -> String {
     let mut out = format!(
-        "{{\"seconds\":{:.1},\"seed\":{},\"passed\":{},{}",
+        "{{\"seconds\":{:.1},\"seed\":{},\"private_shm\":{},\"passed\":{},{}",
         s.elapsed.as_secs_f64(),
         s.seed,
+        s.private_shm,
         s.passed(),
         counts_json(&s.total)
     );
@@ -314,6 +332,7 @@ fn counts_json(c: &Counts) -> String {
         ("peer_died", c.peer_died),
         ("worker_died", c.worker_died),
         ("stale_removed", c.stale_removed),
+        ("unused_end_left", c.unused_end_left),
         ("removed_by_others", c.removed_by_others),
         ("micros", c.micros),
     ];
@@ -342,11 +361,12 @@ pub fn to_text(s: &Summary) -> String {
     use crate::fmt::thousands;
     let t = &s.total;
     let mut out = format!(
-        "chaos: {} trials in {:.1} s, {} processes SIGKILLed (seed {})\n\n",
+        "chaos: {} trials in {:.1} s, {} processes SIGKILLed (seed {}, {} /dev/shm)\n\n",
         thousands(t.trials),
         s.elapsed.as_secs_f64(),
         thousands(t.kills),
-        s.seed
+        s.seed,
+        if s.private_shm { "private" } else { "shared" }
     );
     out.push_str(&format!(
         "{:<12} {:>7} {:>7} {:>8} {:>10} {:>6} {:>5} {:>5} {:>5} {:>6}\n",
@@ -381,6 +401,13 @@ pub fn to_text(s: &Summary) -> String {
         thousands(t.in_flight_delivered),
         thousands(t.taken_by_killed_consumer)
     ));
+    if t.unused_end_left > 0 {
+        out.push_str(&format!(
+            "{} pipe peers were told Disconnected, not PeerDied: the killed process had not yet \
+             used the end it inherited\n",
+            thousands(t.unused_end_left)
+        ));
+    }
     if t.removed_by_others > 0 {
         out.push_str(&format!(
             "note: {} named segments of live processes were removed by some other process \

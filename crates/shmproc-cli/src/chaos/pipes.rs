@@ -26,6 +26,18 @@ const DISCONNECTED: u64 = 2;
 const PEER_DIED: u64 = 3;
 const BROKEN: u64 = 4;
 
+/// The name of an ending code.
+fn ending(code: u64) -> &'static str {
+    match code {
+        0 => "nothing (still sending or killed)",
+        COMPLETED => "all sent",
+        DISCONNECTED => "Disconnected",
+        PEER_DIED => "PeerDied",
+        BROKEN => "Broken",
+        _ => "?",
+    }
+}
+
 /// Most messages a pipe sender sends (it stops earlier when its working time is up).
 const PIPE_MSGS: u32 = 20_000;
 
@@ -158,15 +170,25 @@ pub(crate) fn pipe_stream(t: &mut Trial<'_>) -> Setup {
     check_stream(t, &book, a, received, receiver_killed);
     let (recv_end, send_end) = (book.get(RECV_END), book.get(SEND_END));
     if !receiver_killed {
+        // A sender killed before it first used the end it inherited never became a holder:
+        // the receiver hears "left" (see `Counts::unused_end_left`).
+        let unused = sender_killed && a == 0 && received == 0;
         let ok = match recv_end {
-            DISCONNECTED => !sender_killed || send_end == COMPLETED,
+            DISCONNECTED => !sender_killed || send_end == COMPLETED || unused,
             PEER_DIED | BROKEN => sender_killed,
             _ => false,
         };
+        t.counts.unused_end_left += u64::from(ok && unused && recv_end == DISCONNECTED);
         if !ok {
             t.problem(
                 Problem::Unexpected,
-                format!("receiver ended with code {recv_end} (sender killed: {sender_killed})"),
+                format!(
+                    "{} receiver ended with {} after {received} messages; the sender, killed: \
+                     {sender_killed}, had {a} acknowledged and ended with {}",
+                    if child_receives { "child" } else { "parent" },
+                    ending(recv_end),
+                    ending(send_end)
+                ),
             );
         }
         t.counts.peer_died += u64::from(recv_end == PEER_DIED);
@@ -178,11 +200,16 @@ pub(crate) fn pipe_stream(t: &mut Trial<'_>) -> Setup {
         }
     }
     if receiver_killed && !sender_killed {
-        let ok = matches!(send_end, COMPLETED | PEER_DIED | BROKEN);
+        let unused = received == 0 && send_end == DISCONNECTED;
+        t.counts.unused_end_left += u64::from(unused);
+        let ok = unused || matches!(send_end, COMPLETED | PEER_DIED | BROKEN);
         if !ok {
             t.problem(
                 Problem::Unexpected,
-                format!("sender ended with code {send_end} after the receiver was killed"),
+                format!(
+                    "sender ended with {} after the receiver was killed",
+                    ending(send_end)
+                ),
             );
         }
         t.counts.peer_died += u64::from(send_end == PEER_DIED);
@@ -334,6 +361,12 @@ pub(crate) fn pipe_echo(t: &mut Trial<'_>) -> Setup {
             t.counts.peer_died += 1;
         }
         Some(EchoEnd::Send(SendError::Broken) | EchoEnd::Recv(RecvError::Broken)) if killed => {}
+        // Killed before it first used the end it inherited: it never became a holder.
+        Some(EchoEnd::Send(SendError::Disconnected) | EchoEnd::Recv(RecvError::Disconnected))
+            if killed && acked == 0 =>
+        {
+            t.counts.unused_end_left += 1;
+        }
         Some(EchoEnd::Mixed { got, want }) => t.problem(
             Problem::Unexpected,
             format!("the reply to request #{want} was #{got}"),

@@ -4,11 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use shmproc::raw::{sys::SHM_DIR, SegmentInfo};
+use shmproc::raw::SegmentInfo;
 use shmproc::{
     Array, Barrier, Condition, Event, Lock, Pipe, Queue, SegmentError, Semaphore, Value,
 };
-use shmproc_shm::NAME_PREFIX;
 
 use super::harness::{bad, work_until, Fault, Ledger, Setup, GRACE, PATIENCE};
 use super::kids::Kids;
@@ -17,56 +16,46 @@ use super::tally::{Problem, Trial};
 /// Most named segments a child goes through (it stops earlier when its working time is up).
 const ROUNDS: u64 = 100_000;
 
-/// The segments whose name starts with `prefix`, read as `shmproc ls` reads them. Only those
-/// are inspected (a segment of someone else that is still being made would make the listing
-/// wait for it).
+/// The segments whose name starts with `prefix`, as `shmproc ls` lists them.
 fn list_prefix(prefix: &str) -> std::io::Result<Vec<SegmentInfo>> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(SHM_DIR)? {
-        let entry = entry?;
-        let file_name = entry.file_name();
-        let Some(name) = file_name
-            .to_str()
-            .and_then(|n| n.strip_prefix(NAME_PREFIX))
-            .filter(|n| n.starts_with(prefix))
-        else {
-            continue;
-        };
-        out.push(SegmentInfo {
-            name: name.to_owned(),
-            size: entry.metadata().map_or(0, |m| m.len()),
-            status: shmproc::raw::inspect(name).map_err(|e| e.to_string()),
-        });
-    }
-    Ok(out)
+    Ok(shmproc::raw::list()?
+        .into_iter()
+        .filter(|info| info.name.starts_with(prefix))
+        .collect())
 }
 
-/// Removes the stale segments whose name starts with `prefix` (what `shmproc clean` does,
-/// limited to this run's names so other users of `/dev/shm` are left alone). Returns the names
-/// it removed and the names still there afterwards.
-pub(crate) fn clean_prefix(prefix: &str) -> std::io::Result<(Vec<String>, Vec<String>)> {
+/// `clean` as the run may do it: in a private `/dev/shm`, `shmproc::raw::clean` itself (every
+/// segment there is this run's); in the shared one, limited to `prefix` so other users'
+/// segments are left alone — a list, then `remove` of the stale ones, which is only safe once
+/// the trial's children are gone (`raw::clean` claims a segment before removing it; a plain
+/// `remove` after the listing could race a creator). Returns what it removed.
+fn clean(t: &Trial<'_>, prefix: &str) -> std::io::Result<Vec<SegmentInfo>> {
+    if t.private_shm {
+        return shmproc::raw::clean();
+    }
     let mut removed = Vec::new();
     for info in list_prefix(prefix)? {
         if info.is_stale() && shmproc::raw::remove(&info.name).is_ok() {
-            removed.push(info.name);
+            removed.push(info);
         }
     }
-    let left = list_prefix(prefix)?.into_iter().map(|i| i.name).collect();
-    Ok((removed, left))
+    Ok(removed)
 }
 
-/// After a trial: `clean` the trial's names; whatever is left is a leak (reported, then removed
-/// so it is not counted again).
+/// After a trial (its children gone): `clean`; whatever of `prefix` is left is a leak
+/// (reported, then removed so it is not counted again).
 pub(crate) fn sweep(t: &mut Trial<'_>, prefix: &str) {
-    match clean_prefix(prefix) {
+    let swept = clean(t, prefix).and_then(|removed| Ok((removed, list_prefix(prefix)?)));
+    match swept {
         Ok((removed, left)) => {
             t.counts.stale_removed += removed.len() as u64;
             if !left.is_empty() {
+                let names: Vec<String> = left.into_iter().map(|i| i.name).collect();
                 t.problem(
-                    Problem::Leaked(left.len() as u64),
-                    format!("left after clean: {}", left.join(", ")),
+                    Problem::Leaked(names.len() as u64),
+                    format!("left after clean: {}", names.join(", ")),
                 );
-                for name in left {
+                for name in names {
                     let _ = shmproc::raw::remove(&name);
                 }
             }
@@ -75,10 +64,12 @@ pub(crate) fn sweep(t: &mut Trial<'_>, prefix: &str) {
     }
 }
 
-/// Children churn through named segments; one is killed; `clean` runs while the others still
-/// work — it may remove only the dead creator's segments — and after them. A child that finds
-/// its own segment gone counts it (some other process removed it: a `shmproc clean` of another
-/// shmproc version treats segments it cannot read as stale).
+/// Children churn through named segments; one is killed. In a private `/dev/shm`, `clean` runs
+/// right after the kill, while the others still create, open and drop theirs: it may remove the
+/// dead creator's segments and brand-new empty files nobody holds yet (their creator makes
+/// them again), never an initialised segment of a live creator — and no live creator may find
+/// its segment gone. In the shared `/dev/shm` a segment found gone was removed by some other
+/// process (such as a `shmproc clean` of another layout version): counted apart.
 pub(crate) fn segments(t: &mut Trial<'_>) -> Setup {
     let n = t.rng.range(2, 3) as usize;
     let vanished = Ledger::new(n)?;
@@ -101,22 +92,21 @@ pub(crate) fn segments(t: &mut Trial<'_>) -> Setup {
     }
     kids.arm(&mut t.rng, &[]);
     kids.strike();
-    // Beside the survivors (half the time: a half-made segment of the dead creator makes the
-    // listing wait half a second).
-    if t.rng.chance(50) {
-        match clean_prefix(&t.prefix) {
-            Ok((removed, _)) => {
+    if t.private_shm {
+        let prefix = t.prefix.clone();
+        match clean(t, &prefix) {
+            Ok(removed) => {
                 t.counts.stale_removed += removed.len() as u64;
                 let victim = kids.victim();
-                for name in removed {
-                    let creator = name[t.prefix.len()..]
+                for info in removed.iter().filter(|i| i.status.is_ok()) {
+                    let creator = info.name[prefix.len()..]
                         .strip_prefix('k')
                         .and_then(|r| r.split('n').next())
                         .and_then(|k| k.parse::<usize>().ok());
                     if creator != victim {
                         t.problem(
                             Problem::Unexpected,
-                            format!("clean removed {name} of live creator {creator:?}"),
+                            format!("clean removed {} of live creator {creator:?}", info.name),
                         );
                     }
                 }
@@ -125,12 +115,20 @@ pub(crate) fn segments(t: &mut Trial<'_>) -> Setup {
         }
     }
     kids.finish(t, Instant::now() + GRACE);
-    t.counts.removed_by_others += vanished.sum(0..n);
+    let gone = vanished.sum(0..n);
+    if t.private_shm && gone > 0 {
+        t.problem(
+            Problem::Unexpected,
+            format!("{gone} segments of live creators vanished before they reopened them"),
+        );
+    } else {
+        t.counts.removed_by_others += gone;
+    }
     Ok(())
 }
 
 /// Creates a named primitive of `kind`, uses it, opens it again by name, drops both. `false`
-/// if it was gone by then (removed by another process).
+/// if it was gone by then.
 fn churn(kind: u64, name: &str, round: u64) -> Result<bool, Fault> {
     let made = |e: SegmentError| bad(&format!("creating {name}"), e);
     let reopened = |e: SegmentError| bad(&format!("opening {name}"), e);

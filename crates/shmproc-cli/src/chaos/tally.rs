@@ -40,6 +40,10 @@ pub struct Counts {
     pub worker_died: u64,
     /// Stale segments (of killed creators) that `clean` removed.
     pub stale_removed: u64,
+    /// Pipe peers told `Disconnected` (left), not `PeerDied`, because the killed process had
+    /// not yet used the end it inherited through `fork` (it never became one of the end's
+    /// holders; the inherited copy only delays the verdict).
+    pub unused_end_left: u64,
     /// Named segments of live processes that vanished: removed by another process (such as a
     /// `shmproc clean` of another shmproc version, which cannot read them). Not ours to judge.
     pub removed_by_others: u64,
@@ -65,6 +69,7 @@ impl Counts {
         self.peer_died += other.peer_died;
         self.worker_died += other.worker_died;
         self.stale_removed += other.stale_removed;
+        self.unused_end_left += other.unused_end_left;
         self.removed_by_others += other.removed_by_others;
         self.micros += other.micros;
     }
@@ -103,6 +108,8 @@ pub(crate) struct Trial<'a> {
     pub(crate) problems: &'a mut Vec<String>,
     /// Prefix of this trial's named segments.
     pub(crate) prefix: String,
+    /// Whether the run has a `/dev/shm` of its own (see `isolate`).
+    pub(crate) private_shm: bool,
 }
 
 impl Trial<'_> {
