@@ -329,12 +329,35 @@ fn bench_processes(json: bool) -> CliResult {
     Ok(())
 }
 
+const CHAOS_USAGE: &str = "\
+usage: shmproc chaos [--seconds N] [--seed N] [--only SCENARIO]... [--shared-shm] [--json]
+
+Runs trials for N seconds: each forks processes that use one primitive (or the pool),
+SIGKILLs one of them 0-20 ms later and checks what the others saw. Prints trials, kills,
+hangs, lost / duplicated / torn messages and segments left after clean; exits with 1 if any
+of those (or another broken rule) is not 0.
+
+  --seconds N     how long to run (default 10)
+  --seed N        replay the random choices of an earlier run (printed by every run)
+  --only NAME     run only this scenario (may be repeated)
+  --shared-shm    use the system's /dev/shm (default: a private one, when it can be mounted)
+  --json          one JSON object instead of the table
+";
+
 fn chaos(rest: &[&str]) -> CliResult {
+    if rest.iter().any(|a| matches!(*a, "--help" | "-h")) {
+        print!("{CHAOS_USAGE}");
+        println!(
+            "\nscenarios: {}",
+            shmproc_cli::chaos::scenario_names().join(", ")
+        );
+        return Ok(());
+    }
     let known = ["--seconds", "--seed", "--only", "--shared-shm", "--json"];
     for (i, a) in rest.iter().enumerate() {
         let is_value = i > 0 && ["--seconds", "--seed", "--only"].contains(&rest[i - 1]);
         if !is_value && !known.contains(a) {
-            return Err(format!("unknown option {a:?}\n\n{USAGE}").into());
+            return Err(format!("unknown option {a:?}\n\n{CHAOS_USAGE}").into());
         }
     }
     // A /dev/shm of its own, so `clean` can run as users run it without touching anyone else's

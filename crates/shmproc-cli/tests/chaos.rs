@@ -50,11 +50,21 @@ fn a_short_chaos_run_finds_no_hang_loss_tear_or_leak() {
 }
 
 #[test]
-fn chaos_rejects_unknown_options() {
+fn chaos_explains_itself_and_rejects_unknown_options() {
     let out = Command::new(env!("CARGO_BIN_EXE_shmproc"))
         .args(["chaos", "--minutes", "2"])
         .output()
         .expect("run shmproc chaos");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown option"));
+    let help = Command::new(env!("CARGO_BIN_EXE_shmproc"))
+        .args(["chaos", "--help"])
+        .output()
+        .expect("run shmproc chaos --help");
+    assert!(help.status.success());
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        text.contains("--seconds N") && text.contains("pipe-stream"),
+        "{text}"
+    );
 }
