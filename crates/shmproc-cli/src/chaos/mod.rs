@@ -19,12 +19,16 @@
 //! | `segments` | creators killed while creating and using named segments: `clean` removes what they left, never a live one |
 //!
 //! Every wait of the parent has a deadline (5 s for a call, 8 s for a trial's children):
-//! a deadline that passes is a *hang*. Named segments carry a per-run prefix; after each trial
-//! that used some, and after the run, a `clean` of that prefix must leave none.
+//! a deadline that passes is a *hang*; a watchdog ends a run whose parent is stuck in a call
+//! that ignores its deadline. Named segments carry a per-run prefix; after each trial and after
+//! the run, `clean` must leave none of them. With a private `/dev/shm` ([`isolate`]) `clean`
+//! is the library's own and also runs during `segments` trials; in the shared one it is
+//! limited to the run's names and runs only between trials.
 
 // Layers, bottom-up: `harness` (constants, random source, ledger, faults, frames) → `tally`
 // (counters, problems, the trial) → `kids` (forked children and the kill) → the scenarios
 // (`queue`, `pipes`, `locks`, `sync`, `pool`, `segments`), which import only those three.
+// `isolate` (the private /dev/shm) stands alone.
 mod harness;
 mod tally;
 
