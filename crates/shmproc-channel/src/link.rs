@@ -193,11 +193,13 @@ impl Link {
             if ring.is_broken() {
                 return Err(Stop::Broken);
             }
-            let avail = ring.readable(head)?;
+            // Closed first, then the tail: what was published before the close is seen.
+            let closed = self.peer.is_closed();
+            let avail = ring.readable(head, want)?;
             if avail >= want {
                 return Ok(avail);
             }
-            if self.peer.is_closed() {
+            if closed {
                 return Err(if avail == 0 {
                     Stop::Closed
                 } else {

@@ -113,7 +113,7 @@ fn take(
             // Closed first, then the tail: a put that completed before close is seen.
             let closed = ctl.flags.closed.load(Ordering::Acquire) != 0;
             let head = ctl.get.pos.load(Ordering::Relaxed);
-            let avail = ring.readable(head)?;
+            let avail = ring.readable(head, 1)?;
             if avail > 0 {
                 let len = ring.read_header(head)?;
                 if avail < HEADER || len > avail - HEADER {

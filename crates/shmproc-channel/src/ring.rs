@@ -165,12 +165,13 @@ impl Ring {
     }
 
     /// Published bytes seen by the consumer holding the lock: `tail - head`, refreshing the
-    /// cached tail only when the cached one shows nothing.
+    /// cached tail when the cached one shows fewer than `want`. (A pipe's tail can stop inside
+    /// a message header: a cache showing those few bytes must not hide what came after.)
     #[inline]
-    pub fn readable(&self, head: u64) -> Result<u64, Stop> {
+    pub fn readable(&self, head: u64, want: u64) -> Result<u64, Stop> {
         let get = &self.ctl.get;
         let cached = get.peer_cache.load(Ordering::Relaxed);
-        if cached > head && cached - head <= self.cap {
+        if cached > head && cached - head <= self.cap && cached - head >= want {
             return Ok(cached - head);
         }
         let tail = self.ctl.put.pos.load(Ordering::Acquire);

@@ -1,10 +1,12 @@
-//! Library half of the `shmproc` command: the demos, the counter benchmark and the baseline
-//! locks, shared by the CLI, the examples, the integration tests and the criterion benches.
+//! Library half of the `shmproc` command: the demos, the counter benchmark, the baseline
+//! locks and the chaos run, shared by the CLI, the examples, the integration tests and the
+//! criterion benches.
 
 pub mod baselines;
 pub mod channel_baselines;
 pub mod channel_demos;
 pub mod channels;
+pub mod chaos;
 pub mod classic_demos;
 pub mod counters;
 pub mod demos;

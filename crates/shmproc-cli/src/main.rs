@@ -18,6 +18,11 @@ usage: shmproc <command>
   bench processes [--json]    fork/spawn start+join, pool round trip and map, with baselines
   bench channels [--json]     Queue/Pipe throughput and latency vs pipe(2), sockets,
                               ipc-channel, crossbeam and raw futex ping-pong
+  chaos [--seconds N] [--seed N] [--only SCENARIO]... [--shared-shm] [--json]
+                              SIGKILL processes at random points across every
+                              primitive and the pool for N s (default 10); counts
+                              hangs, lost/duplicated/torn messages, leaked segments
+                              (in a private /dev/shm when it can mount one)
   ls                          list shmproc segments in /dev/shm
   clean                       remove segments nobody holds (unless persistent)
   inspect NAME                show a segment's header
@@ -90,6 +95,7 @@ fn main() -> ExitCode {
         ["bench", "processes"] => bench_processes(false),
         ["bench", "processes", "--json"] => bench_processes(true),
         ["bench", "channels", rest @ ..] => channel_cli::bench_channels(rest),
+        ["chaos", rest @ ..] => chaos(rest),
         ["ls"] => segments_ls(),
         ["clean"] => segments_clean(),
         ["inspect", name] => segments_inspect(name),
@@ -321,6 +327,111 @@ fn bench_processes(json: bool) -> CliResult {
     let rows = shmproc_cli::processes::run(200, 5000, 100_000, 15)?;
     print!("{}", shmproc_cli::processes::report(&rows, json));
     Ok(())
+}
+
+const CHAOS_USAGE: &str = "\
+usage: shmproc chaos [--seconds N] [--seed N] [--only SCENARIO]... [--shared-shm] [--json]
+
+Runs trials for N seconds: each forks processes that use one primitive (or the pool),
+SIGKILLs one of them 0-20 ms later and checks what the others saw. Prints trials, kills,
+hangs, lost / duplicated / torn messages and segments left after clean; exits with 1 if any
+of those (or another broken rule) is not 0.
+
+  --seconds N     how long to run (default 10)
+  --seed N        replay the random choices of an earlier run (printed by every run)
+  --only NAME     run only this scenario (may be repeated)
+  --shared-shm    use the system's /dev/shm (default: a private one, when it can be mounted)
+  --json          one JSON object instead of the table
+";
+
+fn chaos(rest: &[&str]) -> CliResult {
+    if rest.iter().any(|a| matches!(*a, "--help" | "-h")) {
+        print!("{CHAOS_USAGE}");
+        println!(
+            "\nscenarios: {}",
+            shmproc_cli::chaos::scenario_names().join(", ")
+        );
+        return Ok(());
+    }
+    let known = ["--seconds", "--seed", "--only", "--shared-shm", "--json"];
+    for (i, a) in rest.iter().enumerate() {
+        let is_value = i > 0 && ["--seconds", "--seed", "--only"].contains(&rest[i - 1]);
+        if !is_value && !known.contains(a) {
+            return Err(format!("unknown option {a:?}\n\n{CHAOS_USAGE}").into());
+        }
+    }
+    // A /dev/shm of its own, so `clean` can run as users run it without touching anyone else's
+    // segments (and nobody else's `clean` touches ours).
+    let private_shm = !rest.contains(&"--shared-shm")
+        && match shmproc_cli::chaos::isolate() {
+            Ok(()) => true,
+            Err(why) => {
+                eprintln!("shmproc chaos: using the shared /dev/shm ({why})");
+                false
+            }
+        };
+    let opts = shmproc_cli::chaos::Options {
+        seconds: parse_flag(rest, "--seconds", 10)?,
+        seed: rest
+            .contains(&"--seed")
+            .then(|| parse_flag(rest, "--seed", 1))
+            .transpose()?,
+        only: rest
+            .windows(2)
+            .filter(|w| w[0] == "--only")
+            .map(|w| w[1].to_owned())
+            .collect(),
+        private_shm,
+    };
+    let json = rest.contains(&"--json");
+    let progress = std::io::stderr().is_terminal();
+    let report = move |s: &shmproc_cli::chaos::Summary| {
+        if json {
+            println!("{}", shmproc_cli::chaos::to_json(s));
+        } else {
+            print!("{}", shmproc_cli::chaos::to_text(s));
+        }
+    };
+    let on_stuck = move |s: &shmproc_cli::chaos::Summary| {
+        eprintln!();
+        report(s);
+        eprintln!(
+            "shmproc: chaos: stuck in a trial; replay with --seed {}",
+            s.seed
+        );
+    };
+    let summary = shmproc_cli::chaos::run(
+        &opts,
+        |s| {
+            if progress {
+                let t = &s.total;
+                eprint!(
+                    "\r\x1b[K{:.0}/{} s: {} trials, {} kills, {} problems",
+                    s.elapsed.as_secs_f64(),
+                    opts.seconds,
+                    thousands(t.trials),
+                    thousands(t.kills),
+                    t.bad()
+                );
+                let _ = std::io::stderr().flush();
+            }
+        },
+        on_stuck,
+    )?;
+    if progress {
+        eprint!("\r\x1b[K");
+    }
+    report(&summary);
+    if summary.passed() {
+        Ok(())
+    } else {
+        Err(format!(
+            "chaos: {} problem(s); replay the same choices with --seed {}",
+            summary.total.bad(),
+            summary.seed
+        )
+        .into())
+    }
 }
 
 fn segments_ls() -> CliResult {
