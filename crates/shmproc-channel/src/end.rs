@@ -17,6 +17,7 @@
 //! |---|---|
 //! | drops its handles, returns from a fork closure, finishes an entry, `exit` | `Disconnected` (once no one else holds the end) |
 //! | SIGKILL, abort, `_exit` while holding | `PeerDied` within about 10 ms of the watcher noticing |
+//! | a forked child that never used its inherited copy, killed | nothing: it was never a holder (fork children inherit every end, so counting their deaths would make unrelated kills end unrelated pipes); the end ends as its holders leave or die |
 //!
 //! Each roster tracks up to [`ROSTER_SLOTS`](shmproc_shm::ROSTER_SLOTS) live processes; a
 //! process that would be one more fails to create, receive or first use the end with

@@ -68,11 +68,15 @@ impl Link {
         deadline: Deadline,
         enough: impl Fn() -> bool,
     ) -> Result<(), Stop> {
-        let ready = || Ok(enough() || self.peer.is_closed() || ring.is_broken());
+        let ready = || enough() || self.peer.is_closed() || ring.is_broken();
         let watch = Some(&self.me.watch);
-        ring.wait_for(event, self.policy, deadline, watch, ready, || {
-            self.check_peer()
-        })
+        // A peer that published its last message and then died right after our last look is
+        // not reported before that message: the ending counts only if nothing arrived.
+        let ending = || match self.peer_gone() {
+            Some(stop) if !ready() => Err(stop),
+            _ => Ok(()),
+        };
+        ring.wait_for(event, self.policy, deadline, watch, || Ok(ready()), ending)
     }
 
     /// Sends `bytes` as one message.
