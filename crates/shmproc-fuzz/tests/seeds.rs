@@ -1,6 +1,6 @@
 //! Every target's checked-in seeds, and a few thousand mutants of them, run clean: the quick
-//! part of the fuzzing that `cargo test` does (`.ci/run` runs the bounded campaign, the README
-//! the long one).
+//! part of the fuzzing that `cargo test` does (`.ci/run` runs the bounded campaign;
+//! `docs/RELIABILITY.md` documents the long one).
 
 use std::time::Duration;
 
