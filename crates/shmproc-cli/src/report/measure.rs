@@ -33,21 +33,21 @@ impl Sizes {
     fn of(quick: bool) -> Sizes {
         if quick {
             Sizes {
-                counter_iters: 200_000,
+                counter_iters: 1_000_000,
                 counter_runs: 3,
-                pingpong_trips: 2_000,
+                pingpong_trips: 5_000,
                 pingpong_rounds: 5,
-                stream_divisor: 8,
+                stream_divisor: 2,
                 stream_runs: 3,
-                trip_rounds: 5,
-                trips: 400,
-                process_starts: 30,
-                pool_trips: 1_000,
-                map_runs: 3,
+                trip_rounds: 8,
+                trips: 1_000,
+                process_starts: 100,
+                pool_trips: 3_000,
+                map_runs: 5,
             }
         } else {
             Sizes {
-                counter_iters: 1_000_000,
+                counter_iters: 3_000_000,
                 counter_runs: 5,
                 pingpong_trips: 10_000,
                 pingpong_rounds: 9,

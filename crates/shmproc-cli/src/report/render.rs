@@ -101,6 +101,13 @@ pub fn markdown(r: &Report, chart_dir: &str) -> String {
          Rates are per second (higher is better); µs are medians per operation (lower is \
          better).\n\n",
     );
+    if !r.pinned {
+        out.push_str(
+            "Unpinned, the scheduler may keep two processes on one CPU for a while (on a VM \
+             especially): stream and round-trip figures vary more between runs; `--pin` pins \
+             them to two CPUs as `shmproc bench channels` does.\n\n",
+        );
+    }
     for note in &r.notes {
         out.push_str(&format!("- Note: {note}\n"));
     }
