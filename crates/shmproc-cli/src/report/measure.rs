@@ -83,11 +83,17 @@ pub fn all(opts: &AllOptions, report: &mut Report, progress: Progress<'_>) {
     };
     channels::set_placement(placement);
     type Group = fn(&Sizes, &mut Report, Progress<'_>) -> Result<(), Failure>;
-    let groups: [(&str, Group); 5] = [
+    let spin_group: Group = if placement == Placement::TwoCpus {
+        spin_trip_group
+    } else {
+        |_, _, _| Ok(())
+    };
+    let groups: [(&str, Group); 6] = [
         ("counters", counter_group),
         ("sync ping-pong", sync_group),
         ("channel throughput", stream_group),
         ("channel round trips", trip_group),
+        ("spinning round trips", spin_group),
         ("processes", process_group),
     ];
     for (name, group) in groups {
@@ -309,6 +315,33 @@ fn trip_group(s: &Sizes, report: &mut Report, progress: Progress<'_>) -> Result<
         Role::Baseline,
         &mut base::crossbeam_ping_pong(more * 4),
     );
+    Ok(())
+}
+
+/// Spinning round trips, only measured pinned to two CPUs (unpinned, two spinning processes
+/// on one CPU measure the scheduler's time slice).
+fn spin_trip_group(s: &Sizes, report: &mut Report, progress: Progress<'_>) -> Result<(), Failure> {
+    progress("channels: spinning Pipe round trips vs a raw cache-line ping-pong");
+    let workload = "Pipe round trip 8 B, spinning";
+    let n = s.trips * 2;
+    let (mut ours, mut floor) = (Vec::new(), Vec::new());
+    for _ in 0..s.trip_rounds {
+        ours.extend(channels::pipe_round_trips(n, Some(channels::SPIN_FOREVER))?);
+        floor.extend(base::word_ping_pong(n, Wake::Spin)?);
+    }
+    for (system, role, samples) in [
+        ("shmproc Pipe, spinning", Role::Shmproc, &mut ours),
+        ("raw cache-line ping-pong", Role::Limit, &mut floor),
+    ] {
+        let median = Latency::of(system, samples).median;
+        report.add(
+            workload,
+            Unit::Micros,
+            system,
+            role,
+            median.as_secs_f64() * 1e6,
+        );
+    }
     Ok(())
 }
 

@@ -137,9 +137,9 @@ pub struct Machine {
     pub cores: usize,
     /// The running kernel's release.
     pub kernel: String,
-    /// `rustc --version`, or `unknown`.
+    /// `rustc --version`, or `rustc not found`.
     pub rustc: String,
-    /// `python3 --version`, or `none`.
+    /// `python3 --version`, or [`NO_PYTHON`].
     pub python: String,
 }
 
@@ -158,11 +158,14 @@ impl Machine {
             cpu,
             cores: std::thread::available_parallelism().map_or(1, usize::from),
             kernel,
-            rustc: version_of("rustc").unwrap_or_else(|| "unknown".into()),
-            python: version_of("python3").unwrap_or_else(|| "none".into()),
+            rustc: version_of("rustc").unwrap_or_else(|| "rustc not found".into()),
+            python: version_of("python3").unwrap_or_else(|| NO_PYTHON.into()),
         }
     }
 }
+
+/// [`Machine::python`] when `python3 --version` does not run.
+pub const NO_PYTHON: &str = "no python3 on the PATH";
 
 /// `program --version`'s first line, if it runs.
 fn version_of(program: &str) -> Option<String> {

@@ -10,7 +10,7 @@ pub const SCRIPT: &str = include_str!("../../../../benches/python/bench_mp.py");
 
 /// Runs the twins into `report`, or notes why not (no `python3`, a failure).
 pub fn run(opts: &AllOptions, report: &mut Report, progress: &dyn Fn(&str)) {
-    if report.machine.python == "none" {
+    if report.machine.python == super::NO_PYTHON {
         progress("python3 is not on the PATH: skipping the Python twins");
         report
             .notes

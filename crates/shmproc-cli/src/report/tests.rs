@@ -115,13 +115,16 @@ fn python_lines_join_their_workloads() {
 }
 
 /// `cargo test -p shmproc-cli --release -- --ignored bench_all_quick`: a real quick run.
+/// Until the CLI runs `bench all`, the environment chooses the rest: `SHMPROC_BENCH_ALL_OUT`
+/// (the directory; default a temporary one), `SHMPROC_BENCH_ALL_PIN` (`--pin`),
+/// `SHMPROC_BENCH_ALL_FULL` (a full run instead of `--quick`).
 #[test]
 #[ignore = "a real benchmark run (about 2 minutes); run with --release -- --ignored"]
 fn bench_all_quick_writes_report() {
     let dir = std::env::temp_dir().join(format!("shmproc-bench-all-{}", std::process::id()));
     let out = std::env::var_os("SHMPROC_BENCH_ALL_OUT").map_or(dir, Into::into);
     let opts = AllOptions {
-        quick: true,
+        quick: std::env::var_os("SHMPROC_BENCH_ALL_FULL").is_none(),
         out: out.clone(),
         pin: std::env::var_os("SHMPROC_BENCH_ALL_PIN").is_some(),
         quiet: false,
