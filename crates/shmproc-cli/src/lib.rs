@@ -13,4 +13,5 @@ pub mod demos;
 pub mod fmt;
 pub mod pingpong;
 pub mod processes;
+pub mod report;
 pub mod spawn_demos;
