@@ -1,10 +1,11 @@
 //! Timed runs of the counter benchmark: every process increments for the same fixed time
 //! after a start barrier, and records when its first and last increments happened on
-//! CLOCK_MONOTONIC (system-wide, so the times of different processes compare) and the CPU
-//! time it used meanwhile. A run counts only if its processes overlapped: see
-//! [`Run::overlap`] and [`MIN_OVERLAP`]. The CPU time matters: two processes sharing one CPU
-//! (the other one busy elsewhere) have overlapping first and last increments but never ran
-//! at the same time.
+//! CLOCK_MONOTONIC (system-wide, so the times of different processes compare) and how long it
+//! waited meanwhile for a CPU while runnable (`/proc/thread-self/schedstat`). A run counts
+//! only if its processes overlapped: see [`Run::overlap`] and [`MIN_OVERLAP`]. The waiting
+//! matters: two processes sharing one CPU (the other one busy elsewhere) have overlapping
+//! first and last increments but never ran at the same time. Sleeping on a contended lock is
+//! not waiting for a CPU, and does not count against a run.
 
 use std::io;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -58,8 +59,9 @@ pub struct Stint {
     pub last: u64,
     /// Increments it made.
     pub count: u64,
-    /// CPU time it used from `first` to `last`.
-    pub cpu: u64,
+    /// Time it spent runnable but waiting for a CPU from `first` to `last` (0 when the
+    /// kernel does not say).
+    pub waited: u64,
 }
 
 /// One timed run of a variant.
@@ -105,8 +107,8 @@ impl Run {
 
 /// How much of the span of `stints` all of them were running, on `cpus` CPUs: the share of
 /// the span between the last first increment and the first last one, times the least share
-/// of its stint a process spent on a CPU (relative to its fair share, `cpus / stints` when
-/// there are more processes than CPUs).
+/// of its stint a process was not kept waiting for a CPU (relative to its fair share,
+/// `cpus / stints`, when there are more processes than CPUs).
 pub fn overlap(stints: &[Stint], cpus: usize) -> f64 {
     let first = stints.iter().map(|s| s.first).min().unwrap_or(0);
     let last = stints.iter().map(|s| s.last).max().unwrap_or(0);
@@ -121,7 +123,8 @@ pub fn overlap(stints: &[Stint], cpus: usize) -> f64 {
         .iter()
         .map(|s| {
             let wall = s.last.saturating_sub(s.first).max(1);
-            (s.cpu as f64 / wall as f64 / fair).min(1.0)
+            let ran = 1.0 - (s.waited as f64 / wall as f64).min(1.0);
+            (ran / fair).min(1.0)
         })
         .fold(1.0, f64::min);
     first_out.saturating_sub(all_in) as f64 / span as f64 * on_cpu
@@ -132,15 +135,13 @@ fn cpus() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
 
-/// CPU time of the calling thread, in nanoseconds.
-fn cpu_now() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; CLOCK_THREAD_CPUTIME_ID always exists on Linux.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+/// How long the calling thread has spent runnable but waiting for a CPU, in nanoseconds (the
+/// second field of `/proc/thread-self/schedstat`; 0 where the kernel does not keep it).
+fn waited_now() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Measures `variant` once, for `timing.duration`, overlap or not.
@@ -209,7 +210,7 @@ pub fn measure(variant: Variant, procs: usize, timing: &Timing) -> io::Result<(R
 /// Increments for one stint: until `end` (ns since `origin`), looking at the clock every
 /// [`BATCH`] increments.
 pub(super) fn stint(origin: Instant, end: u64, mut increment: impl FnMut()) -> Stint {
-    let cpu_start = cpu_now();
+    let waited_before = waited_now();
     let first = since(origin);
     let mut count = 0;
     loop {
@@ -219,12 +220,12 @@ pub(super) fn stint(origin: Instant, end: u64, mut increment: impl FnMut()) -> S
         count += BATCH;
         let last = since(origin);
         if last >= end {
-            let cpu = cpu_now().saturating_sub(cpu_start);
+            let waited = waited_now().saturating_sub(waited_before);
             return Stint {
                 first,
                 last,
                 count,
-                cpu,
+                waited,
             };
         }
     }
@@ -266,7 +267,7 @@ struct Slot {
     first: SharedRef<AtomicU64>,
     last: SharedRef<AtomicU64>,
     count: SharedRef<AtomicU64>,
-    cpu: SharedRef<AtomicU64>,
+    waited: SharedRef<AtomicU64>,
     done: SharedRef<AtomicU64>,
 }
 
@@ -291,7 +292,7 @@ pub fn run_for<C: Counter>(
                 first: at(0)?,
                 last: at(1)?,
                 count: at(2)?,
-                cpu: at(3)?,
+                waited: at(3)?,
                 done: at(4)?,
             })
         })
@@ -317,7 +318,7 @@ pub fn run_for<C: Counter>(
             me.first.store(s.first, Ordering::Relaxed);
             me.last.store(s.last, Ordering::Relaxed);
             me.count.store(s.count, Ordering::Relaxed);
-            me.cpu.store(s.cpu, Ordering::Relaxed);
+            me.waited.store(s.waited, Ordering::Relaxed);
             me.done.store(1, Ordering::Release);
         })?);
     }
@@ -346,7 +347,7 @@ pub fn run_for<C: Counter>(
             first: s.first.load(Ordering::Acquire),
             last: s.last.load(Ordering::Acquire),
             count: s.count.load(Ordering::Acquire),
-            cpu: s.cpu.load(Ordering::Acquire),
+            waited: s.waited.load(Ordering::Acquire),
         })
         .collect();
     Ok((stints, counter.total()))
@@ -361,7 +362,7 @@ mod tests {
             first,
             last,
             count: 1,
-            cpu: last - first,
+            waited: 0,
         }
     }
 
@@ -377,7 +378,7 @@ mod tests {
     #[test]
     fn overlap_sees_processes_taking_turns_on_one_cpu() {
         let half = |first, last| Stint {
-            cpu: (last - first) / 2,
+            waited: (last - first) / 2,
             ..s(first, last)
         };
         assert_eq!(overlap(&[half(0, 100), half(0, 100)], 2), 0.5);
