@@ -233,6 +233,7 @@ fn demo_locked() -> CliResult {
 }
 
 fn bench_processes(json: bool) -> CliResult {
+    progress::step("bench processes: fork/spawn start, pool round trips and map ...");
     let rows = shmproc_cli::processes::run(200, 5000, 100_000, 15)?;
     print!("{}", shmproc_cli::processes::report(&rows, json));
     Ok(())
