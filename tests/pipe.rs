@@ -186,7 +186,7 @@ fn named_pipe_ends_meet_by_name() {
     assert!(p.join().unwrap().success());
     assert!(Pipe::<String>::open(&name).is_err(), "another message type");
     drop(a);
-    assert!(common::leftovers("pipe-named").is_empty());
+    common::assert_no_leftovers("pipe-named");
 }
 
 #[test]

@@ -262,7 +262,7 @@ fn named_queues_are_shared_by_name_and_type_checked() {
     );
     assert!(Queue::<u32>::create(&name).is_err(), "the name is taken");
     drop((q, opened));
-    assert!(common::leftovers("q-named").is_empty());
+    common::assert_no_leftovers("q-named");
 }
 
 #[test]

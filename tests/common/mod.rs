@@ -47,6 +47,17 @@ pub fn leftovers(label: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Asserts that no segment of `label` is left, waiting (bounded) for it to go: the last
+/// reference to a dropped handle may be released a moment later by a background thread of
+/// this process (the watcher looking at sleeping ends, a fork handler), which then unlinks it.
+pub fn assert_no_leftovers(label: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !leftovers(label).is_empty() {
+        assert!(Instant::now() < deadline, "left over: {:?}", leftovers(label));
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// Kills the calling process with SIGKILL, at once (simulates a crash at this exact point).
 pub fn die_now() -> ! {
     // SAFETY: raising a signal in our own process; SIGKILL cannot be caught and never returns.

@@ -138,6 +138,7 @@ impl BenchLock for RobustPthreadMutex {
     }
 }
 
+#[cfg(feature = "baselines")]
 /// raw_sync's process-shared mutex inside a `shared_memory` segment (the crates people glue
 /// together today). Hangs forever if a holder is SIGKILLed.
 pub struct RawSyncMutex {
@@ -145,6 +146,7 @@ pub struct RawSyncMutex {
     _shmem: shared_memory::Shmem,
 }
 
+#[cfg(feature = "baselines")]
 impl RawSyncMutex {
     /// Creates the segment and the mutex in it.
     ///
@@ -167,6 +169,7 @@ impl RawSyncMutex {
     }
 }
 
+#[cfg(feature = "baselines")]
 impl BenchLock for RawSyncMutex {
     #[inline]
     fn with<R>(&self, f: impl FnOnce() -> R) -> R {
@@ -177,6 +180,7 @@ impl BenchLock for RawSyncMutex {
     }
 }
 
+#[cfg(feature = "baselines")]
 impl BenchLock for parking_lot::Mutex<()> {
     #[inline]
     fn with<R>(&self, f: impl FnOnce() -> R) -> R {

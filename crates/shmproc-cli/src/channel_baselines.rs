@@ -9,7 +9,9 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+#[cfg(feature = "baselines")]
+use std::time::Instant;
 
 use shmproc::raw::{sys, AtomicShareable, Segment, SharedRef, Spec, TypeInfo};
 use shmproc::Kind;
@@ -94,6 +96,7 @@ pub fn fd_ping_pong(fd: Fd, iters: usize) -> io::Result<Vec<Duration>> {
     })
 }
 
+#[cfg(feature = "baselines")]
 /// One process streams through an `ipc-channel` bytes channel.
 ///
 /// # Errors
@@ -111,6 +114,7 @@ pub fn ipc_stream(size: usize, msgs: u64) -> io::Result<Duration> {
     })
 }
 
+#[cfg(feature = "baselines")]
 /// Round trips of 8 bytes through two `ipc-channel` bytes channels.
 ///
 /// # Errors
@@ -131,6 +135,7 @@ pub fn ipc_ping_pong(iters: usize) -> io::Result<Vec<Duration>> {
     })
 }
 
+#[cfg(feature = "baselines")]
 /// One thread streams `Vec<u8>` messages through a bounded crossbeam channel to the caller.
 pub fn crossbeam_stream(size: usize, msgs: u64) -> Duration {
     let (tx, rx) = crossbeam_channel::bounded::<Vec<u8>>(1024);
@@ -148,6 +153,7 @@ pub fn crossbeam_stream(size: usize, msgs: u64) -> Duration {
     })
 }
 
+#[cfg(feature = "baselines")]
 /// Round trips of a `u64` between two threads over crossbeam channels.
 pub fn crossbeam_ping_pong(iters: usize) -> Vec<Duration> {
     let (there_tx, there_rx) = crossbeam_channel::bounded::<u64>(1);

@@ -1,7 +1,7 @@
 //! `shmproc demo queue|pipe` and `shmproc bench channels`: printing for the channel demos and
 //! benchmark whose work lives in the library (`channels`, `channel_baselines`, `channel_demos`).
 
-use std::io::{self, IsTerminal, Write};
+use std::io;
 use std::time::Duration;
 
 use shmproc::raw::LIVENESS_POLL;
@@ -9,6 +9,8 @@ use shmproc_cli::channel_baselines::{self as base, Fd, Wake};
 use shmproc_cli::channel_demos;
 use shmproc_cli::channels::{self, Latency, Placement, Throughput, SPIN_FOREVER};
 use shmproc_cli::fmt::rate;
+
+use crate::progress;
 
 type CliResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -75,17 +77,10 @@ fn measure(
 }
 
 fn progress(what: &str) {
-    if io::stderr().is_terminal() {
-        eprint!("\r\x1b[K{what} ...");
-        let _ = io::stderr().flush();
-    }
+    progress::step(format!("bench channels: {what}"));
 }
 
-pub fn bench_channels(rest: &[&str]) -> CliResult {
-    if let Some(bad) = rest.iter().find(|a| **a != "--json") {
-        return Err(format!("unknown option {bad:?} (bench channels takes only --json)").into());
-    }
-    let json = rest.contains(&"--json");
+pub fn bench_channels(json: bool) -> CliResult {
     let mut rows = Vec::new();
     // Receiver on one CPU, senders on the other: every run gets the same two CPUs (left to
     // itself, the scheduler sometimes keeps a receiver and its sender on one CPU for a while).
@@ -122,18 +117,18 @@ pub fn bench_channels(rest: &[&str]) -> CliResult {
                 base::fd_stream(fd, size, nb)
             })?);
         }
-        rows.push(measure("ipc-channel", size, 1, nb, || {
-            base::ipc_stream(size, nb)
-        })?);
-        rows.push(measure("crossbeam (threads)", size, 1, n, || {
-            Ok(base::crossbeam_stream(size, n))
-        })?);
+        #[cfg(feature = "baselines")]
+        {
+            rows.push(measure("ipc-channel", size, 1, nb, || {
+                base::ipc_stream(size, nb)
+            })?);
+            rows.push(measure("crossbeam (threads)", size, 1, n, || {
+                Ok(base::crossbeam_stream(size, n))
+            })?);
+        }
     }
     let lat = round_trips()?;
-    progress("done");
-    if io::stderr().is_terminal() {
-        eprint!("\r\x1b[K");
-    }
+    progress::clear();
     let goals = goals(&rows, &lat);
     if json {
         print_json(&rows, &lat, &goals);
@@ -195,13 +190,22 @@ fn round_trips() -> io::Result<Vec<Latency>> {
             "unix socketpair",
             &mut base::fd_ping_pong(Fd::Socket, 3_000)?,
         ));
+        #[cfg(feature = "baselines")]
         lat.push(named("ipc-channel", &mut base::ipc_ping_pong(3_000)?));
     }
     channels::set_placement(Placement::Free);
+    #[cfg(feature = "baselines")]
     lat.push(Latency::of(
         "crossbeam (threads)",
         &mut base::crossbeam_ping_pong(20_000),
     ));
+    #[cfg(not(feature = "baselines"))]
+    progress::suspend(|| {
+        eprintln!(
+            "shmproc: bench channels: ipc-channel and crossbeam baselines not built \
+             (the `baselines` feature is off)"
+        )
+    });
     Ok(lat)
 }
 

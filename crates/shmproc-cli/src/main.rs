@@ -1,35 +1,20 @@
 //! `shmproc`: the classic multiprocessing demos, benchmarks and segment tools.
 
 mod channel_cli;
+mod cli;
+mod counters_cli;
+mod progress;
 
-use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
-use shmproc_cli::counters::{self, Sample, Variant};
+use clap::Parser;
+
+use shmproc_cli::counters::{self, Variant};
 use shmproc_cli::demos::{self, Update, START_BALANCE};
-use shmproc_cli::fmt::{rate, thousands};
+use shmproc_cli::fmt::thousands;
 
-const USAGE: &str = "\
-usage: shmproc <command>
-
-  demo [NAME]                 run a classic multiprocessing demo (no NAME: list them)
-  bench counters [--procs N] [--iters N] [--runs N] [--json]
-                              processes incrementing one shared counter, every way
-  bench processes [--json]    fork/spawn start+join, pool round trip and map, with baselines
-  bench channels [--json]     Queue/Pipe throughput and latency vs pipe(2), sockets,
-                              ipc-channel, crossbeam and raw futex ping-pong
-  chaos [--seconds N] [--seed N] [--only SCENARIO]... [--shared-shm] [--json]
-                              SIGKILL processes at random points across every
-                              primitive and the pool for N s (default 10); counts
-                              hangs, lost/duplicated/torn messages, leaked segments
-                              (in a private /dev/shm when it can mount one)
-  ls                          list shmproc segments in /dev/shm
-  clean                       remove segments nobody holds (unless persistent)
-  inspect NAME                show a segment's header
-  rm NAME                     remove a named segment
-";
-
-const DEMOS: [(&str, &str); 10] = [
+/// Every demo: its name and what it shows.
+pub const DEMOS: [(&str, &str); 10] = [
     (
         "sleepers",
         "2 and 10 processes sleeping together, then one after another",
@@ -75,39 +60,48 @@ const DEMOS: [(&str, &str); 10] = [
 type CliResult = Result<(), Box<dyn std::error::Error>>;
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let result = match args.as_slice() {
-        [] | ["help" | "--help" | "-h"] => {
-            print!("{USAGE}");
-            Ok(())
-        }
-        ["--version" | "-V"] => {
-            println!("shmproc {}", env!("CARGO_PKG_VERSION"));
-            Ok(())
-        }
-        ["demo"] => {
-            list_demos();
-            Ok(())
-        }
-        ["demo", name] => run_demo(name),
-        ["bench", "counters", rest @ ..] => bench_counters(rest),
-        ["bench", "processes"] => bench_processes(false),
-        ["bench", "processes", "--json"] => bench_processes(true),
-        ["bench", "channels", rest @ ..] => channel_cli::bench_channels(rest),
-        ["chaos", rest @ ..] => chaos(rest),
-        ["ls"] => segments_ls(),
-        ["clean"] => segments_clean(),
-        ["inspect", name] => segments_inspect(name),
-        ["rm", name] => shmproc::raw::remove(name).map_err(Into::into),
-        _ => Err(format!("unknown command: {}\n\n{USAGE}", args.join(" ")).into()),
-    };
+    let cli = cli::Cli::parse();
+    progress::init(cli.quiet);
+    let result = run(cli);
+    progress::clear();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("shmproc: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn run(cli: cli::Cli) -> CliResult {
+    use cli::{Bench, Command};
+    let Some(command) = cli.command else {
+        use clap::CommandFactory;
+        cli::Cli::command().print_help()?;
+        return Ok(());
+    };
+    match command {
+        Command::Demo { name: None } => {
+            list_demos();
+            Ok(())
+        }
+        Command::Demo { name: Some(name) } => run_demo(&name),
+        Command::Bench(Bench::Counters(args)) => counters_cli::bench_counters(&args),
+        Command::Bench(Bench::Processes { json }) => bench_processes(json),
+        Command::Bench(Bench::Channels { json }) => channel_cli::bench_channels(json),
+        Command::Bench(Bench::All(args)) => {
+            shmproc_cli::report::bench_all(&shmproc_cli::report::AllOptions {
+                quick: args.quick,
+                out: args.out,
+                pin: args.pin,
+                quiet: cli.quiet,
+            })
+        }
+        Command::Chaos(args) => chaos(&args),
+        Command::Ls => segments_ls(),
+        Command::Clean => segments_clean(),
+        Command::Inspect { name } => segments_inspect(&name),
+        Command::Rm { name } => shmproc::raw::remove(&name).map_err(Into::into),
     }
 }
 
@@ -238,131 +232,17 @@ fn demo_locked() -> CliResult {
     Ok(())
 }
 
-fn parse_flag(rest: &[&str], flag: &str, default: u64) -> Result<u64, String> {
-    match rest.iter().position(|a| *a == flag) {
-        None => Ok(default),
-        Some(i) => rest
-            .get(i + 1)
-            .and_then(|v| v.replace('_', "").parse().ok())
-            .filter(|n| *n > 0)
-            .ok_or_else(|| format!("{flag} needs a positive number")),
-    }
-}
-
-fn bench_counters(rest: &[&str]) -> CliResult {
-    let known = ["--procs", "--iters", "--runs", "--json"];
-    for (i, a) in rest.iter().enumerate() {
-        let is_value = i > 0 && rest[i - 1] != "--json" && known.contains(&rest[i - 1]);
-        if !is_value && !known.contains(a) {
-            return Err(format!("unknown option {a:?}\n\n{USAGE}").into());
-        }
-    }
-    let procs = parse_flag(rest, "--procs", 2)? as usize;
-    let iters = parse_flag(rest, "--iters", 1_000_000)?;
-    let runs = parse_flag(rest, "--runs", 3)? as usize;
-    let json = rest.contains(&"--json");
-    let progress = std::io::stderr().is_terminal();
-
-    let mut medians: Vec<Sample> = Vec::new();
-    for (n, variant) in Variant::ALL.into_iter().enumerate() {
-        if progress {
-            eprint!(
-                "\r\x1b[K[{}/{}] {} ...",
-                n + 1,
-                Variant::ALL.len(),
-                variant.name()
-            );
-            let _ = std::io::stderr().flush();
-        }
-        let mut samples = (0..runs)
-            .map(|_| counters::measure(variant, procs, iters))
-            .collect::<Result<Vec<_>, _>>()?;
-        samples.sort_by_key(|s| s.elapsed);
-        medians.push(samples.swap_remove(runs / 2));
-    }
-    if progress {
-        eprint!("\r\x1b[K");
-    }
-    let reference = medians
-        .iter()
-        .find(|s| s.variant == Variant::PlainFutex)
-        .map_or(1.0, Sample::ops_per_sec);
-    if json {
-        for s in &medians {
-            println!(
-                "{{\"name\":\"{}\",\"procs\":{},\"iters\":{},\"ops_per_sec\":{:.0},\"lost\":{},\
-                 \"ratio_to_plain_futex\":{:.3},\"runs\":{}}}",
-                s.variant.name(),
-                s.procs,
-                s.iters,
-                s.ops_per_sec(),
-                s.lost,
-                s.ops_per_sec() / reference,
-                runs
-            );
-        }
-        return Ok(());
-    }
-    println!(
-        "{procs} processes x {} increments of one shared counter (median of {runs} runs)",
-        thousands(iters)
-    );
-    println!(
-        "{:<26} {:>12} {:>12} {:>16}",
-        "variant", "ops/s", "lost", "vs plain futex"
-    );
-    for s in &medians {
-        println!(
-            "{:<26} {:>12} {:>12} {:>15.2}x",
-            s.variant.name(),
-            rate(s.ops_per_sec()),
-            thousands(s.lost),
-            s.ops_per_sec() / reference
-        );
-    }
-    Ok(())
-}
-
 fn bench_processes(json: bool) -> CliResult {
+    progress::step("bench processes: fork/spawn start, pool round trips and map ...");
     let rows = shmproc_cli::processes::run(200, 5000, 100_000, 15)?;
     print!("{}", shmproc_cli::processes::report(&rows, json));
     Ok(())
 }
 
-const CHAOS_USAGE: &str = "\
-usage: shmproc chaos [--seconds N] [--seed N] [--only SCENARIO]... [--shared-shm] [--json]
-
-Runs trials for N seconds: each forks processes that use one primitive (or the pool),
-SIGKILLs one of them 0-20 ms later and checks what the others saw. Prints trials, kills,
-hangs, lost / duplicated / torn messages and segments left after clean; exits with 1 if any
-of those (or another broken rule) is not 0.
-
-  --seconds N     how long to run (default 10)
-  --seed N        replay the random choices of an earlier run (printed by every run)
-  --only NAME     run only this scenario (may be repeated)
-  --shared-shm    use the system's /dev/shm (default: a private one, when it can be mounted)
-  --json          one JSON object instead of the table
-";
-
-fn chaos(rest: &[&str]) -> CliResult {
-    if rest.iter().any(|a| matches!(*a, "--help" | "-h")) {
-        print!("{CHAOS_USAGE}");
-        println!(
-            "\nscenarios: {}",
-            shmproc_cli::chaos::scenario_names().join(", ")
-        );
-        return Ok(());
-    }
-    let known = ["--seconds", "--seed", "--only", "--shared-shm", "--json"];
-    for (i, a) in rest.iter().enumerate() {
-        let is_value = i > 0 && ["--seconds", "--seed", "--only"].contains(&rest[i - 1]);
-        if !is_value && !known.contains(a) {
-            return Err(format!("unknown option {a:?}\n\n{CHAOS_USAGE}").into());
-        }
-    }
+fn chaos(args: &cli::ChaosArgs) -> CliResult {
     // A /dev/shm of its own, so `clean` can run as users run it without touching anyone else's
     // segments (and nobody else's `clean` touches ours).
-    let private_shm = !rest.contains(&"--shared-shm")
+    let private_shm = !args.shared_shm
         && match shmproc_cli::chaos::isolate() {
             Ok(()) => true,
             Err(why) => {
@@ -371,20 +251,12 @@ fn chaos(rest: &[&str]) -> CliResult {
             }
         };
     let opts = shmproc_cli::chaos::Options {
-        seconds: parse_flag(rest, "--seconds", 10)?,
-        seed: rest
-            .contains(&"--seed")
-            .then(|| parse_flag(rest, "--seed", 1))
-            .transpose()?,
-        only: rest
-            .windows(2)
-            .filter(|w| w[0] == "--only")
-            .map(|w| w[1].to_owned())
-            .collect(),
+        seconds: args.seconds,
+        seed: args.seed,
+        only: args.only.clone(),
         private_shm,
     };
-    let json = rest.contains(&"--json");
-    let progress = std::io::stderr().is_terminal();
+    let json = args.json;
     let report = move |s: &shmproc_cli::chaos::Summary| {
         if json {
             println!("{}", shmproc_cli::chaos::to_json(s));
@@ -393,7 +265,7 @@ fn chaos(rest: &[&str]) -> CliResult {
         }
     };
     let on_stuck = move |s: &shmproc_cli::chaos::Summary| {
-        eprintln!();
+        progress::clear();
         report(s);
         eprintln!(
             "shmproc: chaos: stuck in a trial; replay with --seed {}",
@@ -403,24 +275,19 @@ fn chaos(rest: &[&str]) -> CliResult {
     let summary = shmproc_cli::chaos::run(
         &opts,
         |s| {
-            if progress {
-                let t = &s.total;
-                eprint!(
-                    "\r\x1b[K{:.0}/{} s: {} trials, {} kills, {} problems",
-                    s.elapsed.as_secs_f64(),
-                    opts.seconds,
-                    thousands(t.trials),
-                    thousands(t.kills),
-                    t.bad()
-                );
-                let _ = std::io::stderr().flush();
-            }
+            let t = &s.total;
+            progress::step(format!(
+                "chaos: {:.0}/{} s: {} trials, {} kills, {} problems",
+                s.elapsed.as_secs_f64(),
+                opts.seconds,
+                thousands(t.trials),
+                thousands(t.kills),
+                t.bad()
+            ));
         },
         on_stuck,
     )?;
-    if progress {
-        eprint!("\r\x1b[K");
-    }
+    progress::clear();
     report(&summary);
     if summary.passed() {
         Ok(())

@@ -16,7 +16,7 @@ type Failure = Box<dyn std::error::Error>;
 
 /// Counts of one run: `quick` or full.
 struct Sizes {
-    counter_iters: u64,
+    counter_time: std::time::Duration,
     counter_runs: usize,
     pingpong_trips: u64,
     pingpong_rounds: usize,
@@ -33,7 +33,7 @@ impl Sizes {
     fn of(quick: bool) -> Sizes {
         if quick {
             Sizes {
-                counter_iters: 1_000_000,
+                counter_time: std::time::Duration::from_millis(100),
                 counter_runs: 3,
                 pingpong_trips: 5_000,
                 pingpong_rounds: 5,
@@ -47,7 +47,7 @@ impl Sizes {
             }
         } else {
             Sizes {
-                counter_iters: 3_000_000,
+                counter_time: std::time::Duration::from_millis(200),
                 counter_runs: 5,
                 pingpong_trips: 10_000,
                 pingpong_rounds: 9,
@@ -139,7 +139,13 @@ fn counter_group(s: &Sizes, report: &mut Report, progress: Progress<'_>) -> Resu
         Variant::ALL.iter().map(|v| (*v, Vec::new())).collect();
     for _ in 0..s.counter_runs {
         for (variant, got) in &mut samples {
-            got.push(counters::measure(*variant, 2, s.counter_iters)?.ops_per_sec());
+            // Fixed-time runs whose two processes really overlapped (repeated otherwise).
+            let timing = counters::timed::Timing {
+                duration: s.counter_time,
+                ..Default::default()
+            };
+            let (run, _rejected) = counters::timed::measure(*variant, 2, &timing)?;
+            got.push(run.ops_per_sec());
         }
     }
     let median_of = |v: Variant| {
@@ -244,12 +250,15 @@ fn stream_group(s: &Sizes, report: &mut Report, progress: Progress<'_>) -> Resul
                 base::fd_stream(fd, size, nb)
             })?;
         }
-        add("ipc-channel", Role::Baseline, nb, &mut || {
-            base::ipc_stream(size, nb)
-        })?;
-        add("crossbeam (threads)", Role::Baseline, n, &mut || {
-            Ok(base::crossbeam_stream(size, n))
-        })?;
+        #[cfg(feature = "baselines")]
+        {
+            add("ipc-channel", Role::Baseline, nb, &mut || {
+                base::ipc_stream(size, nb)
+            })?;
+            add("crossbeam (threads)", Role::Baseline, n, &mut || {
+                Ok(base::crossbeam_stream(size, n))
+            })?;
+        }
     }
     Ok(())
 }
@@ -305,16 +314,19 @@ fn trip_group(s: &Sizes, report: &mut Report, progress: Progress<'_>) -> Result<
         Role::Baseline,
         &mut base::fd_ping_pong(Fd::Socket, more)?,
     );
-    add(
-        "ipc-channel",
-        Role::Baseline,
-        &mut base::ipc_ping_pong(more)?,
-    );
-    add(
-        "crossbeam (threads)",
-        Role::Baseline,
-        &mut base::crossbeam_ping_pong(more * 4),
-    );
+    #[cfg(feature = "baselines")]
+    {
+        add(
+            "ipc-channel",
+            Role::Baseline,
+            &mut base::ipc_ping_pong(more)?,
+        );
+        add(
+            "crossbeam (threads)",
+            Role::Baseline,
+            &mut base::crossbeam_ping_pong(more * 4),
+        );
+    }
     Ok(())
 }
 

@@ -1,7 +1,14 @@
 //! The counter benchmark: N processes increment one shared counter in different ways.
+//!
+//! [`timed`] runs each variant for a fixed time and checks that the processes overlapped (what
+//! `shmproc bench counters` reports); [`measure`] and [`run`] make a fixed count of increments
+//! (what the demos and the criterion bench use).
+
+pub mod timed;
 
 use std::io;
 use std::ptr::NonNull;
+#[cfg(feature = "baselines")]
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -10,7 +17,9 @@ use std::time::{Duration, Instant};
 use shmproc::raw::{Segment, SharedRef, Spec, TypeInfo};
 use shmproc::{Kind, Lock, Process, RawLock, Value};
 
-use crate::baselines::{BenchLock, PlainFutexMutex, RawSyncMutex, RobustPthreadMutex};
+#[cfg(feature = "baselines")]
+use crate::baselines::RawSyncMutex;
+use crate::baselines::{BenchLock, PlainFutexMutex, RobustPthreadMutex};
 
 /// One shared counter and a way to increment it.
 pub trait Counter: Clone + Send + 'static {
@@ -56,6 +65,13 @@ impl Variant {
         Variant::RawSync,
         Variant::ParkingLotThreads,
     ];
+
+    /// Whether this variant was compiled in: the `raw_sync` and `parking_lot` baselines need
+    /// the `baselines` feature.
+    pub fn built(self) -> bool {
+        cfg!(feature = "baselines")
+            || !matches!(self, Variant::RawSync | Variant::ParkingLotThreads)
+    }
 
     /// The name used in tables and JSON.
     pub fn name(self) -> &'static str {
@@ -112,12 +128,12 @@ pub fn measure(variant: Variant, procs: usize, iters: u64) -> io::Result<Sample>
         Variant::RawLock => run(procs, iters, Guarded::<RawLock>::new()?)?,
         Variant::PlainFutex => run(procs, iters, Guarded::<PlainFutexMutex>::new()?)?,
         Variant::RobustPthread => run(procs, iters, Guarded::<RobustPthreadMutex>::new()?)?,
-        Variant::RawSync => {
-            let lock = RawSyncMutex::new().map_err(io::Error::other)?;
-            let counter = SharedRef::new(raw_segment()?, 0)?;
-            run(procs, iters, RawSyncCounter(Rc::new((lock, counter))))?
-        }
+        #[cfg(feature = "baselines")]
+        Variant::RawSync => run(procs, iters, RawSyncCounter::new()?)?,
+        #[cfg(feature = "baselines")]
         Variant::ParkingLotThreads => return Ok(measure_threads(procs, iters)),
+        #[cfg(not(feature = "baselines"))]
+        Variant::RawSync | Variant::ParkingLotThreads => return Err(not_built(variant)),
     };
     Ok(Sample {
         variant,
@@ -128,11 +144,26 @@ pub fn measure(variant: Variant, procs: usize, iters: u64) -> io::Result<Sample>
     })
 }
 
+/// The error for a variant compiled out (see [`Variant::built`]).
+pub fn not_built(variant: Variant) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        format!(
+            "{}: not built (the `baselines` feature is off)",
+            variant.name()
+        ),
+    )
+}
+
 fn raw_segment() -> io::Result<Arc<Segment>> {
+    raw_segment_of(256)
+}
+
+fn raw_segment_of(payload_len: usize) -> io::Result<Arc<Segment>> {
     let spec = Spec {
         kind: Kind::Raw,
         elem: TypeInfo::none(),
-        payload_len: 256,
+        payload_len,
     };
     Ok(Arc::new(Segment::create_anonymous(&spec, |_| Ok(()))?))
 }
@@ -177,6 +208,7 @@ pub fn run<C: Counter>(procs: usize, iters: u64, counter: C) -> io::Result<(Dura
     Ok((start.elapsed(), counter.total()))
 }
 
+#[cfg(feature = "baselines")]
 fn measure_threads(threads: usize, iters: u64) -> Sample {
     let counter = parking_lot::Mutex::new(0_u64);
     let start = Instant::now();
@@ -317,11 +349,22 @@ impl<L: BenchLock + Sync + 'static> Counter for Guarded<L> {
     }
 }
 
+#[cfg(feature = "baselines")]
 #[derive(Clone)]
 struct RawSyncCounter(Rc<(RawSyncMutex, SharedRef<AtomicU64>)>);
+#[cfg(feature = "baselines")]
+impl RawSyncCounter {
+    fn new() -> io::Result<Self> {
+        let lock = RawSyncMutex::new().map_err(io::Error::other)?;
+        let counter = SharedRef::new(raw_segment()?, 0)?;
+        Ok(RawSyncCounter(Rc::new((lock, counter))))
+    }
+}
+#[cfg(feature = "baselines")]
 // SAFETY: the handle only ever moves into a forked child (one thread, its own copy of the
 // address space); it never crosses threads within one process.
 unsafe impl Send for RawSyncCounter {}
+#[cfg(feature = "baselines")]
 impl Counter for RawSyncCounter {
     fn increment(&self) {
         locked_increment(&self.0 .0, &self.0 .1);
