@@ -53,7 +53,11 @@ pub fn leftovers(label: &str) -> Vec<String> {
 pub fn assert_no_leftovers(label: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !leftovers(label).is_empty() {
-        assert!(Instant::now() < deadline, "left over: {:?}", leftovers(label));
+        assert!(
+            Instant::now() < deadline,
+            "left over: {:?}",
+            leftovers(label)
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
 }
