@@ -13,29 +13,26 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 #[test]
 fn two_processes_do_not_outrun_one_at_fetch_add() {
-    // Every run counts, overlapping or not: the bound holds either way (taking turns on one
-    // CPU, two processes make about one's rate), and a busy machine (other builds) may not
-    // give two CPUs for long enough to pass the overlap check (tests/counter_overlap.rs).
+    // Only runs that passed the overlap check count (their processes really ran, at the same
+    // time): for those the bound must hold. A machine too busy to give the processes CPUs
+    // (other jobs) cannot show it either way: the test says so and passes rather than judge
+    // the machine.
     let timing = timed::Timing {
         duration: Duration::from_millis(100),
-        min_overlap: 0.0,
         ..timed::Timing::default()
     };
     let (mut one, mut two) = (Vec::new(), Vec::new());
     // Interleaved rounds, medians compared with a tolerance for a noisy 2-CPU VM.
     for _ in 0..5 {
-        one.push(
-            timed::measure(Variant::Atomic, 1, &timing)
-                .unwrap()
-                .0
-                .ops_per_sec(),
-        );
-        two.push(
-            timed::measure(Variant::Atomic, 2, &timing)
-                .unwrap()
-                .0
-                .ops_per_sec(),
-        );
+        for (procs, rates) in [(1, &mut one), (2, &mut two)] {
+            match timed::measure(Variant::Atomic, procs, &timing) {
+                Ok((run, _rejected)) => rates.push(run.ops_per_sec()),
+                Err(e) => {
+                    eprintln!("skipped: the machine is too busy to run {procs} process(es) ({e})");
+                    return;
+                }
+            }
+        }
     }
     let (one, two) = (median(one), median(two));
     assert!(
