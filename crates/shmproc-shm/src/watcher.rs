@@ -54,6 +54,9 @@ struct Entry {
     expected: AtomicU32,
     extra: AtomicUsize,
     extra_seen: AtomicU64,
+    /// A `fn(u64) -> bool` saying, from the word's value, that what the sleeper waits on can
+    /// never come (a lock whose owner died), or 0.
+    gone: AtomicUsize,
 }
 
 #[allow(clippy::declare_interior_mutable_const)] // a template for the array below
@@ -64,6 +67,7 @@ const EMPTY: Entry = Entry {
     expected: AtomicU32::new(0),
     extra: AtomicUsize::new(0),
     extra_seen: AtomicU64::new(0),
+    gone: AtomicUsize::new(0),
 };
 static BOARD: [Entry; BOARD_SIZE] = [EMPTY; BOARD_SIZE];
 
@@ -112,6 +116,29 @@ pub fn sleep_watched(
     expected: u32,
     extra: Option<(&AtomicU64, u64)>,
 ) -> Option<io::Result<WaitOutcome>> {
+    sleep_on(word, expected, extra, 0)
+}
+
+/// Like [`sleep_watched`] on the low half of `word`, also woken once `gone(value of word)`
+/// says the wait is hopeless (a lock word whose owner died): a lock waiter sleeps without a
+/// timer and still learns of its owner's death within about [`LIVENESS_POLL`].
+///
+/// # Errors
+/// The futex call's error (`Some(Err)`).
+pub fn sleep_watched_unless(
+    word: &AtomicU64,
+    expected: u32,
+    gone: fn(u64) -> bool,
+) -> Option<io::Result<WaitOutcome>> {
+    sleep_on(Word::Low(word), expected, None, gone as usize)
+}
+
+fn sleep_on(
+    word: Word<'_>,
+    expected: u32,
+    extra: Option<(&AtomicU64, u64)>,
+    gone: usize,
+) -> Option<io::Result<WaitOutcome>> {
     if !ensure_watcher() {
         return None;
     }
@@ -126,6 +153,7 @@ pub fn sleep_watched(
     let (extra_addr, seen) = extra.map_or((0, 0), |(w, v)| (w as *const AtomicU64 as usize, v));
     entry.extra.store(extra_addr, Ordering::Relaxed);
     entry.extra_seen.store(seen, Ordering::Relaxed);
+    entry.gone.store(gone, Ordering::Relaxed);
     // SeqCst: pairs with the watcher's park (see `park`).
     entry.state.store(SLEEPING, Ordering::SeqCst);
     unpark_watcher();
@@ -172,14 +200,19 @@ fn check_board() -> bool {
         let extra = e.extra.load(Ordering::Relaxed);
         // SAFETY: while the entry is CHECKING its sleeper has not returned from
         // `sleep_watched`, so the words it named (borrowed for that call) are alive; they are
-        // atomics of the recorded width.
+        // atomics of the recorded width; a non-zero `gone` was stored from a `fn(u64) -> bool`.
         unsafe {
             let extra_moved = extra != 0
                 && (*(extra as *const AtomicU64)).load(Ordering::SeqCst)
                     != e.extra_seen.load(Ordering::Relaxed);
             if e.wide.load(Ordering::Relaxed) != 0 {
                 let w = &*(addr as *const AtomicU64);
-                if w.load(Ordering::SeqCst) as u32 != expected || extra_moved {
+                let value = w.load(Ordering::SeqCst);
+                let gone = e.gone.load(Ordering::Relaxed);
+                // Only `sleep_watched_unless` stores a non-zero `gone`, a `fn(u64) -> bool`.
+                let hopeless =
+                    gone != 0 && std::mem::transmute::<usize, fn(u64) -> bool>(gone)(value);
+                if value as u32 != expected || extra_moved || hopeless {
                     sys::futex_wake_low(w, u32::MAX);
                 }
             } else {
