@@ -189,14 +189,7 @@ pub fn run<C: Counter>(procs: usize, iters: u64, counter: C) -> io::Result<(Dura
             }
         })?);
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while ready.load(Ordering::Acquire) < procs as u32 {
-        if Instant::now() > deadline {
-            workers.iter().for_each(|w| drop(w.kill()));
-            return Err(io::Error::other("benchmark workers did not start"));
-        }
-        std::thread::yield_now();
-    }
+    await_ready(&ready, procs, &workers)?;
     let start = Instant::now();
     gate.store(1, Ordering::Release);
     for w in &workers {
@@ -372,4 +365,21 @@ impl Counter for RawSyncCounter {
     fn total(&self) -> u64 {
         self.0 .1.load(Ordering::Relaxed)
     }
+}
+
+/// Waits (at most 30 s) until `procs` workers have said they are ready; kills them all if not.
+pub(crate) fn await_ready(
+    ready: &std::sync::atomic::AtomicU32,
+    procs: usize,
+    workers: &[shmproc::Process],
+) -> io::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ready.load(Ordering::Acquire) < procs as u32 {
+        if Instant::now() > deadline {
+            workers.iter().for_each(|w| drop(w.kill()));
+            return Err(io::Error::other("benchmark workers did not start"));
+        }
+        std::thread::yield_now();
+    }
+    Ok(())
 }

@@ -322,14 +322,7 @@ pub fn run_for<C: Counter>(
             me.done.store(1, Ordering::Release);
         })?);
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while ready.load(Ordering::Acquire) < procs as u32 {
-        if Instant::now() > deadline {
-            workers.iter().for_each(|w| drop(w.kill()));
-            return Err(io::Error::other("benchmark workers did not start"));
-        }
-        std::thread::yield_now();
-    }
+    super::await_ready(&ready, procs, &workers)?;
     end.store(
         since(origin) + timing.duration.as_nanos() as u64,
         Ordering::Release,
