@@ -11,6 +11,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use super::config::PoolConfig;
 use super::task::Slot;
 use crate::spawn::{send_job, start_child};
 use crate::transport::{Channel, Frame};
@@ -57,6 +58,9 @@ pub(crate) struct State {
     pub abandoned: usize,
     size: usize,
     kind: WorkerKind,
+    /// The pool's settings (initializer, tasks per worker, queue bound).
+    #[allow(dead_code)] // read as the builder's settings are implemented
+    config: PoolConfig,
     started: u64,
 }
 
@@ -66,7 +70,8 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub fn new(size: usize, kind: WorkerKind) -> Result<Shared, ProcessError> {
+    pub fn new(config: PoolConfig) -> Result<Shared, ProcessError> {
+        let (size, kind) = (config.workers, config.kind);
         let mut state = State {
             queue: VecDeque::new(),
             workers: Vec::with_capacity(size),
@@ -77,6 +82,7 @@ impl Shared {
             abandoned: 0,
             size,
             kind,
+            config,
             started: 0,
         };
         for _ in 0..size {

@@ -1,6 +1,7 @@
 //! `Pool`: a fixed set of worker processes running registered entries (Python's
 //! `multiprocessing.Pool` / `concurrent.futures.ProcessPoolExecutor`).
 
+mod config;
 mod manager;
 mod task;
 
@@ -15,6 +16,7 @@ use crate::entry::{check_registered, encode, encode_batches, Entry};
 use crate::transport::Frame;
 use crate::worker::Op;
 use crate::ProcessError;
+use config::PoolConfig;
 use manager::{Job, Shared};
 use task::Slot;
 
@@ -101,8 +103,9 @@ impl Pool {
     /// # Errors
     /// As [`new`](Pool::new).
     pub fn with_kind(workers: usize, kind: WorkerKind) -> Result<Pool, ProcessError> {
-        let size = workers.max(1);
-        let shared = Arc::new(Shared::new(size, kind)?);
+        let config = PoolConfig::new(workers, kind);
+        let size = config.workers;
+        let shared = Arc::new(Shared::new(config)?);
         let for_thread = Arc::clone(&shared);
         let manager = std::thread::Builder::new()
             .name("shmproc-pool".into())
