@@ -49,6 +49,11 @@ pub enum ProcessError {
     /// The pool was shut down or terminated before the task finished (see `Pool`'s shutdown
     /// table), or a task was submitted after `shutdown`.
     ShutDown,
+    /// A Pool worker's initializer (see the pool builder's `initializer`) panicked or failed;
+    /// the message is its panic or error. The pool starts no more workers: every queued and
+    /// later task fails with this error. Fix the initializer and build a new pool; the failed
+    /// one can still be shut down.
+    InitializerFailed(String),
     /// `Pool::shutdown_timeout` ran out of time: it terminated the workers, and `abandoned`
     /// tasks (queued or running) never finished; their waiters get [`ProcessError::ShutDown`].
     ShutdownTimeout {
@@ -98,6 +103,11 @@ impl fmt::Display for ProcessError {
             ProcessError::ShutDown => {
                 f.write_str("the pool was shut down before the task finished")
             }
+            ProcessError::InitializerFailed(e) => write!(
+                f,
+                "a pool worker's initializer failed ({e}); the pool runs no tasks: fix the \
+                 initializer and build a new pool"
+            ),
             ProcessError::ShutdownTimeout { abandoned } => write!(
                 f,
                 "the pool did not finish in time: its workers were terminated and {abandoned} \

@@ -153,7 +153,7 @@ fn take_apart(frame: Frame) -> Outcome {
     let run = match op {
         Op::Call => runner.run,
         Op::CallMany => runner.run_many,
-        Op::Exit => return Outcome { reply, job: None },
+        Op::Exit | Op::Link | Op::Init => return Outcome { reply, job: None },
     };
     let ran = run(arg);
     if let Err(e) = &ran {

@@ -34,16 +34,17 @@ fn start(name: &str, dies_with_owner: bool) -> io::Result<(u32, Channel)> {
 /// Sends a job; a child that is already gone is not an error here (its exit status tells why).
 pub(crate) fn send_job(channel: &Channel, op: Op, key: &str, arg: &Frame) -> io::Result<()> {
     match channel.send(&[&job_head(op, key), &arg.bytes], &arg.fds) {
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
-            ) =>
-        {
-            Ok(())
-        }
+        Err(e) if is_gone(&e) => Ok(()),
         other => other,
     }
+}
+
+/// Whether a send failed only because the child is gone.
+pub(crate) fn is_gone(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+    )
 }
 
 impl<R: DeserializeOwned> Process<R> {

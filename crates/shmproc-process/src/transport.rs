@@ -145,11 +145,6 @@ impl Channel {
         }
     }
 
-    /// Whether the stream has ended (a zero-byte peek), without consuming anything.
-    pub fn peek_eof(&self) -> bool {
-        sys::peek_eof(self.fd.as_fd())
-    }
-
     /// Fills `buf`; `Ok(false)` if the stream ended before the first byte and `eof_ok`.
     fn read_exact(&self, buf: &mut [u8], fds: &mut Vec<OwnedFd>, eof_ok: bool) -> io::Result<bool> {
         let mut got = 0;

@@ -22,9 +22,13 @@
 use std::io::{self, Write};
 use std::os::fd::AsFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{fence, AtomicU32, Ordering};
+
+use shmproc_channel::Connection;
 
 use crate::entry::{REPLY_FAILED, REPLY_OK, REPLY_PANIC};
 use crate::owner_watch::die_with;
+use crate::pool::link::{Bootstrap, INIT_FAILED, NOTICE, RING, WITH_FDS};
 use crate::transport::{Channel, Frame};
 use crate::{current, sys};
 
@@ -49,6 +53,23 @@ pub(crate) enum Op {
     CallMany = 1,
     /// Leave (flush, exit 0).
     Exit = 2,
+    /// A pool worker's bootstrap (on the socket): its pipe and settings; jobs follow there.
+    Link = 3,
+    /// Run the pool's initializer (on the pipe, before any task); no reply unless it fails.
+    Init = 4,
+}
+
+impl Op {
+    fn from_byte(b: u8) -> Option<Op> {
+        Some(match b {
+            0 => Op::Call,
+            1 => Op::CallMany,
+            2 => Op::Exit,
+            3 => Op::Link,
+            4 => Op::Init,
+            _ => return None,
+        })
+    }
 }
 
 /// The head of a job frame: `[op][key length: u16 LE][key]`, followed by the argument bytes.
@@ -58,6 +79,18 @@ pub(crate) fn job_head(op: Op, key: &str) -> Vec<u8> {
     head.extend_from_slice(&(key.len() as u16).to_le_bytes());
     head.extend_from_slice(key.as_bytes());
     head
+}
+
+/// A job message on a pool worker's pipe: `[op (| WITH_FDS)][seq: u32 LE][key length: u16 LE]
+/// [key][argument bytes]`; with `WITH_FDS`, the argument's descriptors come on the socket.
+pub(crate) fn pipe_job(op: Op, with_fds: bool, seq: u32, key: &str, arg: &[u8]) -> Vec<u8> {
+    let mut msg = Vec::with_capacity(7 + key.len() + arg.len());
+    msg.push(op as u8 | if with_fds { WITH_FDS } else { 0 });
+    msg.extend_from_slice(&seq.to_le_bytes());
+    msg.extend_from_slice(&(key.len() as u16).to_le_bytes());
+    msg.extend_from_slice(key.as_bytes());
+    msg.extend_from_slice(arg);
+    msg
 }
 
 /// The body of a forked pool worker (a child of `Process::fork`): dies with its owner (see
@@ -71,14 +104,20 @@ pub(crate) fn serve(channel: &Channel) -> ! {
     serve_jobs(channel)
 }
 
-/// Serves jobs until told to exit or the parent goes away, then leaves the process.
+/// Serves jobs until told to exit or the parent goes away, then leaves the process. A pool
+/// worker's first job is its [`Bootstrap`]: from then on it serves its pipe.
 fn serve_jobs(channel: &Channel) -> ! {
     while let Ok(Some(job)) = channel.recv(None) {
         let Some((op, key, arg)) = parse_job(job) else {
             break;
         };
-        if op == Op::Exit {
-            break;
+        match op {
+            Op::Exit | Op::Init => break,
+            Op::Link => match crate::entry::decode::<Bootstrap>(&arg.bytes, arg.fds) {
+                Ok(boot) => serve_pipe(channel, boot),
+                Err(_) => finish(1),
+            },
+            Op::Call | Op::CallMany => {}
         }
         let (status, reply) = run_job(op, &key, arg);
         if channel
@@ -91,6 +130,97 @@ fn serve_jobs(channel: &Channel) -> ! {
     finish(0)
 }
 
+/// Exit code of a pool worker whose initializer failed (after it said why on the socket).
+const INIT_FAILED_EXIT: i32 = 3;
+
+/// A pool worker's loop: jobs from the pipe, replies into it (see `pool::link`).
+fn serve_pipe(channel: &Channel, boot: Bootstrap) -> ! {
+    let Bootstrap {
+        mut pipe,
+        waiting,
+        max_tasks,
+    } = boot;
+    pipe.set_spins(HOT_SPINS);
+    let mut done = 0u64;
+    while let Ok(msg) = pipe.recv_bytes() {
+        let Some((op, seq, key, arg)) = read_pipe_job(channel, msg) else {
+            break;
+        };
+        match op {
+            Op::Call | Op::CallMany => {}
+            Op::Init => {
+                let (status, reply) = run_job(Op::Call, &key, arg);
+                if status == REPLY_OK {
+                    continue;
+                }
+                let why = String::from_utf8_lossy(&reply.bytes).into_owned();
+                let _ = channel.send(&[&[INIT_FAILED], why.as_bytes()], &[]);
+                finish(INIT_FAILED_EXIT);
+            }
+            _ => break,
+        }
+        let (status, reply) = run_job(op, &key, arg);
+        if send_reply(channel, &pipe, waiting.count(), seq, status, reply).is_err() {
+            break;
+        }
+        done += 1;
+        if max_tasks.is_some_and(|n| done >= n) {
+            break;
+        }
+    }
+    finish(0)
+}
+
+/// Polls a hot worker spends waiting for its next job before it sleeps: a few tens of
+/// microseconds, so a pool fed back to back never sleeps between tasks.
+const HOT_SPINS: u32 = 8_192;
+
+/// A job from the pipe, its descriptors read from the socket if it has any.
+fn read_pipe_job(channel: &Channel, mut msg: Vec<u8>) -> Option<(Op, u32, String, Frame)> {
+    let head = *msg.first()?;
+    let op = Op::from_byte(head & !WITH_FDS)?;
+    let seq = u32::from_le_bytes(msg.get(1..5)?.try_into().ok()?);
+    let key_len = u16::from_le_bytes([*msg.get(5)?, *msg.get(6)?]) as usize;
+    let key = String::from_utf8(msg.get(7..7 + key_len)?.to_vec()).ok()?;
+    msg.drain(..7 + key_len);
+    let fds = if head & WITH_FDS != 0 {
+        channel.recv(None).ok()??.fds
+    } else {
+        Vec::new()
+    };
+    Some((op, seq, key, Frame { bytes: msg, fds }))
+}
+
+/// Sends a reply into the pipe; its descriptors, and a notice when no thread of the pool's
+/// process waits for it (or when it is streamed), go on the socket (see `pool::link`).
+fn send_reply(
+    channel: &Channel,
+    pipe: &Connection<()>,
+    waiting: &AtomicU32,
+    seq: u32,
+    status: u8,
+    reply: Frame,
+) -> io::Result<()> {
+    let with_fds = !reply.fds.is_empty();
+    let streamed = reply.bytes.len() + 1 + 8 > RING;
+    let notice = [&[NOTICE][..], &seq.to_le_bytes()[..]].concat();
+    let noticed_first = with_fds || streamed;
+    if noticed_first {
+        channel.send(&[&notice], &reply.fds)?;
+    }
+    let mut msg = Vec::with_capacity(1 + reply.bytes.len());
+    msg.push(status | if with_fds { WITH_FDS } else { 0 });
+    msg.extend_from_slice(&reply.bytes);
+    drop(reply);
+    pipe.send_bytes(&msg).map_err(io::Error::other)?;
+    // Pairs with the waiter's fence after it stops waiting (see `Runner for Link`).
+    fence(Ordering::SeqCst);
+    if !noticed_first && waiting.load(Ordering::SeqCst) == 0 {
+        channel.send(&[&notice], &[])?;
+    }
+    Ok(())
+}
+
 /// Leaves the process: shared objects, then stdio, then `_exit(code)`.
 fn finish(code: i32) -> ! {
     shmproc_shm::leave_all(); // a handle kept past its entry leaves, not dies
@@ -101,12 +231,7 @@ fn finish(code: i32) -> ! {
 
 pub(crate) fn parse_job(job: Frame) -> Option<(Op, String, Frame)> {
     let Frame { mut bytes, fds } = job;
-    let op = match *bytes.first()? {
-        0 => Op::Call,
-        1 => Op::CallMany,
-        2 => Op::Exit,
-        _ => return None,
-    };
+    let op = Op::from_byte(*bytes.first()?)?;
     let key_len = u16::from_le_bytes([*bytes.get(1)?, *bytes.get(2)?]) as usize;
     let key = String::from_utf8(bytes.get(3..3 + key_len)?.to_vec()).ok()?;
     bytes.drain(..3 + key_len);

@@ -12,8 +12,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::config::PoolConfig;
+use super::link::{Heard, Link};
 use super::task::Slot;
-use crate::spawn::{send_job, start_child};
+use crate::spawn::start_child;
 use crate::transport::{Channel, Frame};
 use crate::worker::{serve, Op};
 use crate::{sys, Process, ProcessError};
@@ -38,8 +39,8 @@ pub(crate) struct Job {
 
 pub(crate) struct Worker {
     process: Process<()>,
-    channel: Channel,
-    running: Option<Arc<Slot>>,
+    /// Its pipe and socket; also says which job runs on it (see `link`).
+    link: Arc<Link>,
 }
 
 pub(crate) struct State {
@@ -62,6 +63,9 @@ pub(crate) struct State {
     #[allow(dead_code)] // read as the builder's settings are implemented
     config: PoolConfig,
     started: u64,
+    /// A worker's initializer failed with this message: no more workers are started, and
+    /// tasks fail with [`ProcessError::InitializerFailed`].
+    init_failed: Option<String>,
 }
 
 pub(crate) struct Shared {
@@ -84,6 +88,7 @@ impl Shared {
             kind,
             config,
             started: 0,
+            init_failed: None,
         };
         for _ in 0..size {
             let worker = state.start_worker()?;
@@ -101,6 +106,14 @@ impl Shared {
 
     pub fn wake(&self) {
         sys::eventfd_signal(self.wake.as_fd());
+    }
+
+    /// A waiter took its task's reply: its worker is free for a queued job.
+    pub fn worker_freed(&self) {
+        let mut state = self.lock();
+        if !state.queue.is_empty() {
+            state.dispatch_queued();
+        }
     }
 }
 
@@ -120,16 +133,29 @@ impl State {
                 (process, ours)
             }
         };
-        Ok(Worker {
-            process,
-            channel,
-            running: None,
-        })
+        let init = self.config.initializer.as_ref().map(|i| (i.key, &i.arg));
+        let max_tasks = self.config.max_tasks_per_child.map(|n| n.get());
+        match Link::start(channel, process.pid(), max_tasks, init) {
+            Ok(link) => Ok(Worker {
+                process,
+                link: Arc::new(link),
+            }),
+            Err(e) => {
+                let _ = process.kill();
+                let _ = process.join_timeout(REAP_AFTER_KILL);
+                Err(e)
+            }
+        }
     }
 
     /// Hands `job` to an idle worker, or queues it. `true` if it was queued.
     pub fn dispatch(&mut self, job: Job) -> bool {
-        match self.workers.iter_mut().find(|w| w.running.is_none()) {
+        if let Some(msg) = &self.init_failed {
+            job.slot
+                .complete(Err(ProcessError::InitializerFailed(msg.clone())));
+            return false;
+        }
+        match self.workers.iter_mut().find(|w| w.link.is_idle()) {
             Some(worker) => {
                 worker.run(job);
                 false
@@ -141,9 +167,9 @@ impl State {
         }
     }
 
-    fn dispatch_queued(&mut self) {
+    pub(crate) fn dispatch_queued(&mut self) {
         while !self.queue.is_empty() {
-            let Some(worker) = self.workers.iter_mut().find(|w| w.running.is_none()) else {
+            let Some(worker) = self.workers.iter_mut().find(|w| w.link.is_idle()) else {
                 return;
             };
             let job = self.queue.pop_front().expect("not empty");
@@ -168,8 +194,8 @@ impl State {
         let mut i = 0;
         while i < self.workers.len() {
             if self.workers[i]
-                .running
-                .as_ref()
+                .link
+                .running()
                 .is_some_and(|slot| slot.is_abandoned())
             {
                 self.workers.swap_remove(i).stop_now();
@@ -186,6 +212,7 @@ impl State {
     fn replenish(&mut self) -> bool {
         while self.workers.len() < self.size
             && !self.terminating
+            && self.init_failed.is_none()
             && (!self.closing || self.idle_workers() < self.queue.len())
         {
             match self.start_worker() {
@@ -208,76 +235,34 @@ impl State {
     }
 
     fn idle_workers(&self) -> usize {
-        self.workers.iter().filter(|w| w.running.is_none()).count()
-    }
-
-    /// The channel of the worker running `slot`, if it runs now.
-    pub fn channel_running(&self, slot: &Arc<Slot>) -> Option<RawFd> {
-        self.workers
-            .iter()
-            .find(|w| w.running.as_ref().is_some_and(|s| Arc::ptr_eq(s, slot)))
-            .map(|w| w.channel.raw_fd())
-    }
-
-    /// Takes `slot`'s reply if it has arrived (a waiting thread does this itself, saving the
-    /// manager thread's hop). `false` if there was none (the manager handles a dead worker).
-    pub fn try_collect(&mut self, slot: &Arc<Slot>) -> bool {
-        let Some(worker) = self
-            .workers
-            .iter_mut()
-            .find(|w| w.running.as_ref().is_some_and(|s| Arc::ptr_eq(s, slot)))
-        else {
-            return false;
-        };
-        if !worker.take_reply() {
-            return false;
-        }
-        self.dispatch_queued();
-        true
+        self.workers.iter().filter(|w| w.link.is_idle()).count()
     }
 
     fn is_idle(&self) -> bool {
-        self.queue.is_empty() && self.workers.iter().all(|w| w.running.is_none())
+        self.queue.is_empty() && self.workers.iter().all(|w| !w.link.is_busy())
+    }
+
+    /// A worker's initializer failed: fail every queued task, start no more workers.
+    fn initializer_failed(&mut self, msg: String) {
+        for job in self.queue.drain(..) {
+            job.slot
+                .complete(Err(ProcessError::InitializerFailed(msg.clone())));
+        }
+        self.init_failed = Some(msg);
     }
 }
 
 impl Worker {
-    /// Reads a reply if one is there right now and completes the running slot with it.
-    /// Never blocks waiting for a reply to start (a waiting thread may have taken it already).
-    /// `false` if there was none, or the stream ended (the worker is dying).
-    fn take_reply(&mut self) -> bool {
-        let ready = sys::poll_readable(&[self.channel.raw_fd()], Some(Duration::ZERO));
-        if !ready.is_ok_and(|r| r[0]) {
-            return false;
-        }
-        match self.channel.recv(None) {
-            Ok(Some(reply)) => {
-                if let Some(slot) = self.running.take() {
-                    slot.complete(Ok(reply));
-                }
-                true
-            }
-            _ => false,
-        }
-    }
-
     fn run(&mut self, job: Job) {
-        // A worker that is gone is no error here (`send_job` says Ok): the manager notices its
-        // death and fails the job. Anything else (nothing was sent) fails the job now.
-        match send_job(&self.channel, job.op, job.key, &job.arg) {
-            Ok(()) => self.running = Some(job.slot),
-            Err(e) => job.slot.complete(Err(ProcessError::Io(e))),
-        }
+        self.link.run(job);
     }
 
     /// Kills the worker and reaps it. Its running task (if any) fails with `ShutDown`, unless
     /// its reply has arrived already. `true` if a task was left unfinished.
-    fn stop_now(mut self) -> bool {
-        if self.running.is_some() {
-            self.take_reply();
-        }
+    fn stop_now(self) -> bool {
+        self.link.take_leftover();
         let _ = self.process.kill();
-        let unfinished = self.running.take().map(|slot| {
+        let unfinished = self.link.running().map(|slot| {
             slot.complete(Err(ProcessError::ShutDown));
         });
         // SIGKILL ends any process short of one stuck in the kernel: bounded either way.
@@ -285,8 +270,10 @@ impl Worker {
         unfinished.is_some()
     }
 
-    /// Fails the running job (if any) because the worker died, reaping it to say how.
+    /// Reaps a worker that ended: a reply it sent before (a worker that retires after its
+    /// last task) completes its task; otherwise the running task fails because it died.
     fn bury(self) {
+        self.link.take_leftover();
         let status = self.process.join_timeout(REAP_AFTER_KILL).ok().flatten();
         let how = match status {
             Some(s) => match (s.code(), s.signal()) {
@@ -299,11 +286,15 @@ impl Worker {
                 "stopped answering; killed".to_owned()
             }
         };
-        if let Some(slot) = self.running {
-            slot.complete(Err(ProcessError::WorkerDied {
+        let error = match self.link.init_failure() {
+            Some(msg) => ProcessError::InitializerFailed(msg),
+            None => ProcessError::WorkerDied {
                 pid: self.process.pid(),
                 how,
-            }));
+            },
+        };
+        if let Some(slot) = self.link.running() {
+            slot.complete(Err(error));
         }
     }
 }
@@ -335,7 +326,7 @@ pub(crate) fn run(shared: Arc<Shared>) {
             }
             let mut fds = vec![std::os::fd::AsRawFd::as_raw_fd(&shared.wake)];
             for w in &state.workers {
-                fds.push(w.channel.raw_fd());
+                fds.push(w.link.socket().raw_fd());
                 fds.push(w.process.pidfd_raw().unwrap_or(-1));
             }
             let short = restart_failed
@@ -367,36 +358,40 @@ pub(crate) fn run(shared: Arc<Shared>) {
     }
 }
 
-/// Reads replies of ready workers and replaces dead ones. `false` if a replacement failed.
+/// Hears ready workers (notices, end of stream, initializer failures: see `link`) and
+/// replaces dead ones. `false` if a replacement failed.
 fn collect(state: &mut State, fds: &[RawFd], ready: &[bool]) -> bool {
     let mut dead = Vec::new();
+    let mut init_failed = None;
     for (i, worker) in state.workers.iter_mut().enumerate() {
-        // Pairs of (channel, pidfd) in the order they were listed; match by descriptor, as the
+        // Pairs of (socket, pidfd) in the order they were listed; match by descriptor, as the
         // list was taken before the lock was dropped (only this thread changes `workers`).
-        let Some(pos) = fds.iter().position(|fd| *fd == worker.channel.raw_fd()) else {
+        let Some(pos) = fds.iter().position(|fd| *fd == worker.link.socket().raw_fd()) else {
             continue;
         };
-        let (chan_ready, exited) = (ready[pos], ready.get(pos + 1).copied().unwrap_or(false));
+        let (socket_ready, exited) = (ready[pos], ready.get(pos + 1).copied().unwrap_or(false));
         let exited = exited || (worker.process.pidfd_raw().is_none() && !worker.process.is_alive());
-        if chan_ready && !worker.take_reply() {
-            // Readable but no reply: end of stream (dead), or a waiter took the reply already.
-            if exited || ended(&worker.channel) {
+        let heard = if socket_ready || exited {
+            worker.link.hear()
+        } else {
+            Heard::Nothing
+        };
+        match heard {
+            Heard::Nothing if !exited => {}
+            Heard::InitFailed(msg) => {
+                init_failed = Some(msg);
                 dead.push(i);
             }
-        } else if !chan_ready && exited {
-            dead.push(i);
+            _ => dead.push(i),
         }
+    }
+    if let Some(msg) = init_failed {
+        state.initializer_failed(msg);
     }
     for i in dead.into_iter().rev() {
         state.workers.swap_remove(i).bury();
     }
     state.replenish()
-}
-
-/// Whether the peer closed the stream (readable with nothing to read).
-fn ended(channel: &Channel) -> bool {
-    sys::poll_readable(&[channel.raw_fd()], Some(Duration::ZERO)).is_ok_and(|r| r[0])
-        && channel.peek_eof()
 }
 
 /// On leaving the manager (normally or by panic): stop the workers, fail what is left, and
@@ -414,7 +409,7 @@ impl Drop for Cleanup<'_> {
             abandoned += 1;
         }
         // Normally idle when not terminating; after a panic of the manager, maybe not.
-        let kill = state.terminating || state.workers.iter().any(|w| w.running.is_some());
+        let kill = state.terminating || state.workers.iter().any(|w| w.link.is_busy());
         let workers = std::mem::take(&mut state.workers);
         drop(state);
         if kill {
@@ -423,7 +418,7 @@ impl Drop for Cleanup<'_> {
             }
         } else {
             for worker in &workers {
-                let _ = send_job(&worker.channel, Op::Exit, "", &Frame::default());
+                worker.link.send_exit();
             }
             let deadline = Instant::now() + REAP_AFTER_KILL;
             for worker in workers {

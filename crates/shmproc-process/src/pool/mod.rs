@@ -2,6 +2,7 @@
 //! `multiprocessing.Pool` / `concurrent.futures.ProcessPoolExecutor`).
 
 mod config;
+pub(crate) mod link;
 mod manager;
 mod task;
 

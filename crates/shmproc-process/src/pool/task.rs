@@ -1,7 +1,6 @@
 //! `Task<R>`: the handle of a submitted Pool task, and `as_completed`.
 
 use std::marker::PhantomData;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -10,7 +9,6 @@ use serde::de::DeserializeOwned;
 
 use super::manager::Shared;
 use crate::entry::decode_reply;
-use crate::sys;
 use crate::transport::Frame;
 use crate::ProcessError;
 
@@ -22,10 +20,27 @@ static COMPLETIONS: (Mutex<u64>, Condvar) = (Mutex::new(0), Condvar::new());
 pub(crate) struct Slot {
     state: Mutex<SlotState>,
     ready: Condvar,
-    /// The eventfd of a thread polling the worker's channel for this slot (see `Task::take`).
-    watcher: Mutex<Option<RawFd>>,
+    /// The link of the worker running the task, once it runs: a waiter takes the reply there.
+    runner: Mutex<Option<Arc<dyn Runner>>>,
     /// The task's handle was dropped before it finished: nobody can receive its outcome.
     abandoned: AtomicBool,
+}
+
+/// How [`Runner::wait_reply`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Waited {
+    /// The reply was taken (by this thread or another): the slot is, or is about to be, done.
+    Collected,
+    /// Nothing yet within the nap.
+    Pending,
+    /// The worker is gone without a reply: the manager fails the task.
+    Gone,
+}
+
+/// Where a waiting thread takes its running task's reply itself (a worker's link).
+pub(crate) trait Runner: Send + Sync + std::fmt::Debug {
+    /// Waits at most `nap` for `slot`'s reply and completes `slot` with it.
+    fn wait_reply(&self, slot: &Arc<Slot>, nap: Duration) -> Waited;
 }
 
 #[derive(Debug, Default)]
@@ -44,16 +59,24 @@ impl Slot {
             *state = SlotState::Done(outcome);
             self.ready.notify_all();
             drop(state);
-            // Under the lock: a watcher that has unregistered is never signalled (its
-            // descriptor may be closed by then).
-            if let Some(fd) = *self.watcher.lock().unwrap_or_else(|e| e.into_inner()) {
-                // SAFETY: registered descriptors stay open until unregistered (see `watch`).
-                sys::eventfd_signal(unsafe { BorrowedFd::borrow_raw(fd) });
-            }
+            self.runner.lock().unwrap_or_else(|e| e.into_inner()).take();
             let mut count = COMPLETIONS.0.lock().unwrap_or_else(|e| e.into_inner());
             *count += 1;
             COMPLETIONS.1.notify_all();
         }
+    }
+
+    /// Records the link of the worker the task runs on, and wakes waiters so they use it.
+    pub(crate) fn set_runner(&self, runner: Arc<dyn Runner>) {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if matches!(*state, SlotState::Waiting) {
+            *self.runner.lock().unwrap_or_else(|e| e.into_inner()) = Some(runner);
+            self.ready.notify_all();
+        }
+    }
+
+    fn runner(&self) -> Option<Arc<dyn Runner>> {
+        self.runner.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Marks the slot as one nobody will take, unless its outcome is there already. `true` if
@@ -99,11 +122,6 @@ impl Slot {
             let _ = self.ready.wait_timeout(state, nap);
         }
     }
-}
-
-thread_local! {
-    /// This thread's wake-up descriptor while it polls a worker's channel for a task.
-    static WAKE: Option<OwnedFd> = sys::eventfd().ok();
 }
 
 /// Longest sleep between checks while waiting (the manager wakes waiters sooner).
@@ -156,9 +174,9 @@ impl<R: DeserializeOwned> Task<R> {
         decode_reply(self.take(Some(timeout))?)
     }
 
-    /// Waits for the outcome. While the task runs, this thread watches its worker's channel and
-    /// takes the reply itself (one wake-up instead of two via the manager thread); otherwise it
-    /// sleeps until the manager completes the task.
+    /// Waits for the outcome. While the task runs, this thread takes the reply from its
+    /// worker's pipe itself (no hop through the manager thread); queued, it sleeps until the
+    /// task is handed to a worker or the manager completes it.
     fn take(&self, timeout: Option<Duration>) -> Result<Frame, ProcessError> {
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
@@ -175,34 +193,21 @@ impl<R: DeserializeOwned> Task<R> {
                     left.min(NAP)
                 }
             };
-            let pool = self.pool.upgrade();
-            let channel = pool
-                .as_ref()
-                .and_then(|p| p.lock().channel_running(&self.slot));
-            let wake = WAKE.with(|w| w.as_ref().map(AsRawFd::as_raw_fd));
-            match (pool, channel, wake) {
-                (Some(pool), Some(fd), Some(wake)) => {
-                    // Register first, then re-check: a completion either is seen by the check
-                    // or signals `wake` (the manager may take the reply and give the worker
-                    // other work, so the channel alone could stay quiet).
-                    *self.slot.watcher.lock().unwrap_or_else(|e| e.into_inner()) = Some(wake);
-                    let ready = if self.is_ready() {
-                        vec![false, true]
-                    } else {
-                        sys::poll_readable(&[fd, wake], Some(nap)).unwrap_or_default()
-                    };
-                    *self.slot.watcher.lock().unwrap_or_else(|e| e.into_inner()) = None;
-                    if ready.get(1).copied().unwrap_or(false) {
-                        // SAFETY: this thread's own eventfd, open for the thread's lifetime.
-                        sys::eventfd_drain(unsafe { BorrowedFd::borrow_raw(wake) });
+            let Some(runner) = self.slot.runner() else {
+                self.slot.nap(nap);
+                continue;
+            };
+            match runner.wait_reply(&self.slot, nap) {
+                Waited::Collected => {
+                    if let Some(pool) = self.pool.upgrade() {
+                        pool.worker_freed();
                     }
-                    let readable = ready.first().copied().unwrap_or(false);
-                    if readable && !pool.lock().try_collect(&self.slot) {
-                        // Readable without a reply: the worker is dying; the manager reports it.
-                        self.slot.nap(nap);
-                    }
+                    // Completed by now, or about to be by whoever took the reply.
+                    self.slot.nap(nap);
                 }
-                _ => self.slot.nap(nap),
+                Waited::Pending => {}
+                // The manager notices the death (pidfd) and fails the task.
+                Waited::Gone => self.slot.nap(nap),
             }
         }
     }

@@ -279,15 +279,6 @@ pub(crate) fn recv_with_fds(
     Ok(msg.bytes)
 }
 
-/// Whether a stream socket's peer closed it: a non-blocking one-byte peek reads nothing.
-pub(crate) fn peek_eof(fd: BorrowedFd<'_>) -> bool {
-    let mut byte = [0u8; 1];
-    match rustix::net::recv(fd, &mut byte, RecvFlags::PEEK | RecvFlags::DONTWAIT) {
-        Ok((n, _)) => n == 0,
-        Err(e) => e != Errno::WOULDBLOCK,
-    }
-}
-
 fn timespec(timeout: Duration) -> Timespec {
     // Durations beyond `Timespec`'s range (centuries) wait "forever" as far as we can tell.
     Timespec::try_from(timeout).unwrap_or(Timespec {
