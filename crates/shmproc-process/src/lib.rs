@@ -40,6 +40,8 @@ pub use process::{Process, PANIC_EXIT_CODE};
 #[doc(hidden)]
 pub mod __private {
     pub use crate::entry::{Registered, ENTRIES};
+    /// Pool lifecycle settings until the builder lands (tests).
+    pub use crate::pool::lifecycle::{pool_with, pool_with_init};
     /// The marker a re-executed child looks for (benchmarks use it for a baseline).
     pub use crate::worker::SPAWN_ENV;
     pub use linkme;

@@ -379,7 +379,11 @@ impl Link {
     /// Takes `slot`'s reply if this link still runs it; the outcome for a waiter.
     fn take_for(&self, slot: &Arc<Slot>) -> Option<Waited> {
         let mut r = self.lock();
-        if !r.running.as_ref().is_some_and(|(_, s)| Arc::ptr_eq(s, slot)) {
+        if !r
+            .running
+            .as_ref()
+            .is_some_and(|(_, s)| Arc::ptr_eq(s, slot))
+        {
             // Taken by someone else (or failed): the slot says how.
             return Some(Waited::Collected);
         }

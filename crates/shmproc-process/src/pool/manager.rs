@@ -366,7 +366,10 @@ fn collect(state: &mut State, fds: &[RawFd], ready: &[bool]) -> bool {
     for (i, worker) in state.workers.iter_mut().enumerate() {
         // Pairs of (socket, pidfd) in the order they were listed; match by descriptor, as the
         // list was taken before the lock was dropped (only this thread changes `workers`).
-        let Some(pos) = fds.iter().position(|fd| *fd == worker.link.socket().raw_fd()) else {
+        let Some(pos) = fds
+            .iter()
+            .position(|fd| *fd == worker.link.socket().raw_fd())
+        else {
             continue;
         };
         let (socket_ready, exited) = (ready[pos], ready.get(pos + 1).copied().unwrap_or(false));

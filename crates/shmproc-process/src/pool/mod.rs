@@ -2,6 +2,8 @@
 //! `multiprocessing.Pool` / `concurrent.futures.ProcessPoolExecutor`).
 
 mod config;
+#[doc(hidden)]
+pub mod lifecycle;
 pub(crate) mod link;
 mod manager;
 mod task;
@@ -104,7 +106,11 @@ impl Pool {
     /// # Errors
     /// As [`new`](Pool::new).
     pub fn with_kind(workers: usize, kind: WorkerKind) -> Result<Pool, ProcessError> {
-        let config = PoolConfig::new(workers, kind);
+        Pool::with_config(PoolConfig::new(workers, kind))
+    }
+
+    /// A pool built with `config` (the builder's settings).
+    pub(crate) fn with_config(config: PoolConfig) -> Result<Pool, ProcessError> {
         let size = config.workers;
         let shared = Arc::new(Shared::new(config)?);
         let for_thread = Arc::clone(&shared);

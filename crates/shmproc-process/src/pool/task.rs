@@ -76,7 +76,10 @@ impl Slot {
     }
 
     fn runner(&self) -> Option<Arc<dyn Runner>> {
-        self.runner.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.runner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Marks the slot as one nobody will take, unless its outcome is there already. `true` if

@@ -60,4 +60,3 @@ pub(crate) fn inode(_fd: BorrowedFd<'_>) -> io::Result<u64> {
     unsupported()
 }
 pub(crate) fn replace_socket(_fd: RawFd, _ino: u64, _inert: BorrowedFd<'_>) {}
-
