@@ -146,7 +146,7 @@ where
             .map(|send| {
                 let gate = gate.clone();
                 Process::fork(move || {
-                    pin_child(child_cpu);
+                    pin_here(child_cpu);
                     gate.pass();
                     send();
                 })
@@ -211,7 +211,10 @@ where
 
 /// Runs `f` with the calling thread pinned as [`set_placement`] says, passing the CPU its
 /// children should pin themselves to (`None`: no pinning).
-fn placed<R>(f: impl FnOnce(Option<usize>) -> io::Result<R>) -> io::Result<R> {
+///
+/// # Errors
+/// When the placement needs more CPUs than allowed, or `f` fails.
+pub fn placed<R>(f: impl FnOnce(Option<usize>) -> io::Result<R>) -> io::Result<R> {
     let (mine, theirs) = match placement() {
         Placement::Free => return f(None),
         Placement::SameCpu => (0, 0),
@@ -231,8 +234,11 @@ fn placed<R>(f: impl FnOnce(Option<usize>) -> io::Result<R>) -> io::Result<R> {
     result
 }
 
-/// Pins a child to `cpu`, if given (inside the child).
-fn pin_child(cpu: Option<usize>) {
+/// Pins the calling thread (a child, or a thread starting one) to `cpu`, if given.
+///
+/// # Panics
+/// When the CPU cannot be pinned to.
+pub fn pin_here(cpu: Option<usize>) {
     if let Some(cpu) = cpu {
         cpu::pin(cpu).expect("pin a benchmark process");
     }
@@ -248,7 +254,7 @@ where
     E: FnOnce() + Send + 'static,
 {
     let child = Process::fork(move || {
-        pin_child(child_cpu);
+        pin_here(child_cpu);
         echo();
     })?;
     for _ in 0..iters / 10 {

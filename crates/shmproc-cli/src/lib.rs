@@ -12,6 +12,7 @@ pub mod counters;
 pub mod demos;
 pub mod fmt;
 pub mod pingpong;
+pub mod pool_bench;
 pub mod processes;
 pub mod report;
 pub mod spawn_demos;

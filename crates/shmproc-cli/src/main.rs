@@ -234,8 +234,16 @@ fn demo_locked() -> CliResult {
 
 fn bench_processes(json: bool) -> CliResult {
     progress::step("bench processes: fork/spawn start, pool round trips and map ...");
-    let rows = shmproc_cli::processes::run(200, 5000, 100_000, 15)?;
+    let mut rows = shmproc_cli::processes::run(200, 5000, 100_000, 15)?;
+    let sizes = shmproc_cli::pool_bench::Sizes {
+        trips: 5000,
+        items: 100_000,
+        runs: 15,
+    };
+    let (pool_rows, goals) = shmproc_cli::pool_bench::run(&sizes)?;
+    rows.extend(pool_rows);
     print!("{}", shmproc_cli::processes::report(&rows, json));
+    print!("{}", shmproc_cli::pool_bench::report(&goals, json));
     Ok(())
 }
 

@@ -22,13 +22,15 @@
 use std::io::{self, Write};
 use std::os::fd::AsFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{fence, AtomicU32, Ordering};
+use std::sync::atomic::{fence, Ordering};
 
 use shmproc_channel::Connection;
 
 use crate::entry::{REPLY_FAILED, REPLY_OK, REPLY_PANIC};
 use crate::owner_watch::die_with;
-use crate::pool::link::{Bootstrap, INIT_FAILED, NOTICE, RING, WITH_FDS};
+use crate::pool::link::{
+    shares_cpu, Bootstrap, Waiting, INIT_FAILED, NOTICE, RING, SPINS, WITH_FDS,
+};
 use crate::transport::{Channel, Frame};
 use crate::{current, sys};
 
@@ -140,9 +142,15 @@ fn serve_pipe(channel: &Channel, boot: Bootstrap) -> ! {
         waiting,
         max_tasks,
     } = boot;
-    pipe.set_spins(HOT_SPINS);
+    pipe.set_spins(SPINS);
+    let mut quiet = pipe.clone();
+    quiet.set_spins(0);
     let mut done = 0u64;
-    while let Ok(msg) = pipe.recv_bytes() {
+    loop {
+        let shared = shares_cpu(waiting.worker_cpu(), waiting.pool_cpu());
+        let Ok(msg) = (if shared { &quiet } else { &pipe }).recv_bytes() else {
+            break;
+        };
         let Some((op, seq, key, arg)) = read_pipe_job(channel, msg) else {
             break;
         };
@@ -160,7 +168,7 @@ fn serve_pipe(channel: &Channel, boot: Bootstrap) -> ! {
             _ => break,
         }
         let (status, reply) = run_job(op, &key, arg);
-        if send_reply(channel, &pipe, waiting.count(), seq, status, reply).is_err() {
+        if send_reply(channel, &pipe, &waiting, seq, status, reply).is_err() {
             break;
         }
         done += 1;
@@ -170,10 +178,6 @@ fn serve_pipe(channel: &Channel, boot: Bootstrap) -> ! {
     }
     finish(0)
 }
-
-/// Polls a hot worker spends waiting for its next job before it sleeps: a few tens of
-/// microseconds, so a pool fed back to back never sleeps between tasks.
-const HOT_SPINS: u32 = 8_192;
 
 /// A job from the pipe, its descriptors read from the socket if it has any.
 fn read_pipe_job(channel: &Channel, mut msg: Vec<u8>) -> Option<(Op, u32, String, Frame)> {
@@ -196,7 +200,7 @@ fn read_pipe_job(channel: &Channel, mut msg: Vec<u8>) -> Option<(Op, u32, String
 fn send_reply(
     channel: &Channel,
     pipe: &Connection<()>,
-    waiting: &AtomicU32,
+    waiting: &Waiting,
     seq: u32,
     status: u8,
     reply: Frame,
@@ -215,10 +219,34 @@ fn send_reply(
     pipe.send_bytes(&msg).map_err(io::Error::other)?;
     // Pairs with the waiter's fence after it stops waiting (see `Runner for Link`).
     fence(Ordering::SeqCst);
-    if !noticed_first && waiting.load(Ordering::SeqCst) == 0 {
+    if !noticed_first && !waiter_comes(waiting) {
         channel.send(&[&notice], &[])?;
     }
     Ok(())
+}
+
+/// Polls of [`waiter_comes`]: a microsecond or two.
+const WAITER_GRACE: u32 = 256;
+
+/// Whether a thread of the pool's process waits for the reply, allowing it a moment to
+/// arrive: a task submitted and then waited for is often done before its waiter gets there,
+/// and a notice costs a system call here and wakes the manager thread. Never yields: on a
+/// loaded machine that gives the CPU away for a whole time slice.
+fn waiter_comes(waiting: &Waiting) -> bool {
+    let count = waiting.count();
+    // A waiter on our CPU cannot come while we spin.
+    let spins = if shares_cpu(waiting.worker_cpu(), waiting.pool_cpu()) {
+        0
+    } else {
+        WAITER_GRACE
+    };
+    for _ in 0..spins {
+        if count.load(Ordering::SeqCst) > 0 {
+            return true;
+        }
+        std::hint::spin_loop();
+    }
+    count.load(Ordering::SeqCst) > 0
 }
 
 /// Leaves the process: shared objects, then stdio, then `_exit(code)`.

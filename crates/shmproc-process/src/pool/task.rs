@@ -1,7 +1,7 @@
 //! `Task<R>`: the handle of a submitted Pool task, and `as_completed`.
 
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -14,6 +14,9 @@ use crate::ProcessError;
 
 /// Counts completed tasks in this process, so `as_completed` can sleep until one finishes.
 static COMPLETIONS: (Mutex<u64>, Condvar) = (Mutex::new(0), Condvar::new());
+/// Threads sleeping on `COMPLETIONS` (changed and read under its lock): a completion with
+/// none makes no system call.
+static COMPLETION_SLEEPERS: AtomicU32 = AtomicU32::new(0);
 
 /// Where a task's outcome lands (filled by the pool's manager thread).
 #[derive(Debug, Default)]
@@ -24,6 +27,9 @@ pub(crate) struct Slot {
     runner: Mutex<Option<Arc<dyn Runner>>>,
     /// The task's handle was dropped before it finished: nobody can receive its outcome.
     abandoned: AtomicBool,
+    /// Threads sleeping on `ready` (changed and read under `state`'s lock), so that waking
+    /// nobody costs no system call.
+    sleepers: AtomicU32,
 }
 
 /// How [`Runner::wait_reply`] ended.
@@ -57,12 +63,14 @@ impl Slot {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if matches!(*state, SlotState::Waiting) {
             *state = SlotState::Done(outcome);
-            self.ready.notify_all();
+            self.notify_sleepers();
             drop(state);
             self.runner.lock().unwrap_or_else(|e| e.into_inner()).take();
             let mut count = COMPLETIONS.0.lock().unwrap_or_else(|e| e.into_inner());
             *count += 1;
-            COMPLETIONS.1.notify_all();
+            if COMPLETION_SLEEPERS.load(Ordering::Relaxed) > 0 {
+                COMPLETIONS.1.notify_all();
+            }
         }
     }
 
@@ -71,6 +79,13 @@ impl Slot {
         let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if matches!(*state, SlotState::Waiting) {
             *self.runner.lock().unwrap_or_else(|e| e.into_inner()) = Some(runner);
+            self.notify_sleepers();
+        }
+    }
+
+    /// Wakes threads in [`nap`](Slot::nap); call with `state` locked.
+    fn notify_sleepers(&self) {
+        if self.sleepers.load(Ordering::Relaxed) > 0 {
             self.ready.notify_all();
         }
     }
@@ -122,7 +137,12 @@ impl Slot {
     fn nap(&self, nap: Duration) {
         let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if matches!(*state, SlotState::Waiting) {
-            let _ = self.ready.wait_timeout(state, nap);
+            self.sleepers.fetch_add(1, Ordering::Relaxed);
+            let (_state, _) = self
+                .ready
+                .wait_timeout(state, nap)
+                .unwrap_or_else(|e| e.into_inner());
+            self.sleepers.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }
@@ -273,10 +293,12 @@ impl<R: DeserializeOwned> Iterator for AsCompleted<R> {
             let count = COMPLETIONS.0.lock().unwrap_or_else(|e| e.into_inner());
             if *count == seen {
                 // Bounded nap: robust even if a completion were somehow not counted.
+                COMPLETION_SLEEPERS.fetch_add(1, Ordering::Relaxed);
                 let _ = COMPLETIONS
                     .1
                     .wait_timeout(count, Duration::from_millis(100))
                     .unwrap_or_else(|e| e.into_inner());
+                COMPLETION_SLEEPERS.fetch_sub(1, Ordering::Relaxed);
             }
         }
     }

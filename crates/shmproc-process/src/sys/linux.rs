@@ -42,6 +42,13 @@ pub(crate) fn fork() -> io::Result<Forked> {
     }
 }
 
+/// The CPU the calling thread runs on right now (a hint: it may move at any time).
+pub(crate) fn current_cpu() -> Option<u32> {
+    // SAFETY: no arguments; returns -1 on failure.
+    let cpu = unsafe { libc::sched_getcpu() };
+    u32::try_from(cpu).ok()
+}
+
 /// Leaves the process at once: no atexit handlers, no destructors, no stdio flush.
 pub(crate) fn exit_now(code: i32) -> ! {
     // SAFETY: `_exit` has no preconditions; it ends the process and never returns.

@@ -21,6 +21,11 @@ fn unsupported<T>() -> io::Result<T> {
 pub(crate) fn fork() -> io::Result<Forked> {
     unsupported()
 }
+/// Unknown on this target.
+pub(crate) fn current_cpu() -> Option<u32> {
+    None
+}
+
 pub(crate) fn exit_now(code: i32) -> ! {
     std::process::exit(code)
 }
