@@ -189,25 +189,42 @@ pub(crate) fn encode_batches<T: Serialize>(
     let _stale = shmproc_shm::take_transfer_error();
     let mut batches = Vec::new();
     let mut batch = Batch::default();
-    for item in items {
+    // Fast path: items serialized in one collector while none carries a handle (most maps);
+    // it stops after the first item that does, whose descriptors are then numbered from 0
+    // exactly as in a collector of its own.
+    let (fast, first_fds) = shmproc_shm::collect_fds(|| {
+        for (i, item) in items.iter().enumerate() {
+            let start = batch.bodies.len();
+            let bodies = std::mem::take(&mut batch.bodies);
+            batch.bodies = postcard::to_extend(item, bodies).map_err(explain)?;
+            if shmproc_shm::collected_count() > 0 {
+                return Ok(Some((i, start)));
+            }
+            if batch.counts.len() == max_items {
+                let next = Batch {
+                    bodies: batch.bodies.split_off(start),
+                    ..Batch::default()
+                };
+                batches.push(std::mem::replace(&mut batch, next).finish()?);
+            }
+            batch.counts.push(0);
+        }
+        Ok::<_, String>(None)
+    });
+    let rest = match fast? {
+        None => &items[items.len()..],
+        Some((i, start)) => {
+            batch.add(start, first_fds, max_items, &mut batches)?;
+            &items[i + 1..]
+        }
+    };
+    // Slow path, once handles appear: one collector per item.
+    for item in rest {
         let start = batch.bodies.len();
         let bodies = std::mem::take(&mut batch.bodies);
         let (bodies, fds) = shmproc_shm::collect_fds(|| postcard::to_extend(item, bodies));
         batch.bodies = bodies.map_err(explain)?;
-        if fds.len() > crate::sys::MAX_FDS {
-            return Err(too_many_fds(fds.len()));
-        }
-        let full = batch.counts.len() == max_items;
-        if !batch.counts.is_empty() && (full || batch.fds.len() + fds.len() > crate::sys::MAX_FDS) {
-            // This item starts the next batch.
-            let next = Batch {
-                bodies: batch.bodies.split_off(start),
-                ..Batch::default()
-            };
-            batches.push(std::mem::replace(&mut batch, next).finish()?);
-        }
-        batch.counts.push(fds.len() as u32);
-        batch.fds.extend(fds);
+        batch.add(start, fds, max_items, &mut batches)?;
     }
     if !batch.counts.is_empty() {
         batches.push(batch.finish()?);
@@ -226,6 +243,32 @@ struct Batch {
 }
 
 impl Batch {
+    /// Counts the item just appended at `start` with its descriptors `fds`, first moving it to
+    /// a new batch (pushing this one to `batches`) if this one is full.
+    fn add(
+        &mut self,
+        start: usize,
+        fds: Vec<OwnedFd>,
+        max_items: usize,
+        batches: &mut Vec<Frame>,
+    ) -> Result<(), String> {
+        if fds.len() > crate::sys::MAX_FDS {
+            return Err(too_many_fds(fds.len()));
+        }
+        let full = self.counts.len() == max_items;
+        if !self.counts.is_empty() && (full || self.fds.len() + fds.len() > crate::sys::MAX_FDS) {
+            // This item starts the next batch.
+            let next = Batch {
+                bodies: self.bodies.split_off(start),
+                ..Batch::default()
+            };
+            batches.push(std::mem::replace(self, next).finish()?);
+        }
+        self.counts.push(fds.len() as u32);
+        self.fds.extend(fds);
+        Ok(())
+    }
+
     fn finish(self) -> Result<Frame, String> {
         let count = self.counts.len() as u32;
         let counts = (!self.fds.is_empty()).then_some(self.counts);

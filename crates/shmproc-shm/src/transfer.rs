@@ -58,6 +58,13 @@ pub fn collect_fds<R>(f: impl FnOnce() -> R) -> (R, Vec<OwnedFd>) {
     collect_fds_for(None, f)
 }
 
+/// How many descriptors the innermost [`collect_fds`] running on this thread has collected so
+/// far (0 outside one): lets a caller serializing many values in one collector tell which
+/// of them carried handles, without a collector per value.
+pub fn collected_count() -> usize {
+    OUTGOING.with(|c| c.borrow().as_ref().map_or(0, Vec::len))
+}
+
 /// Like [`collect_fds`], for a message going to the process `recipient` (when known): handles
 /// that track their holders (pipe ends) can register it before the message leaves.
 pub fn collect_fds_for<R>(recipient: Option<u32>, f: impl FnOnce() -> R) -> (R, Vec<OwnedFd>) {
