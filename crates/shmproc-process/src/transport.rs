@@ -1,6 +1,7 @@
 //! Length-prefixed frames with attached descriptors over a unix stream socket: how the parent
-//! talks to spawned children and pool workers. Private, so it can later be swapped for
-//! shmproc's shared-memory `Pipe` (descriptors would then travel on a side socket).
+//! talks to spawned children, and how a pool worker is started and sends what shared memory
+//! cannot carry (descriptors, notices; its tasks and replies go over a `Pipe`: see
+//! `pool::link`).
 //!
 //! A frame is `[len: u32 LE][fd count: u32 LE][len bytes]`; its descriptors ride on the first
 //! `sendmsg` (`SCM_RIGHTS`), so they arrive with (or before) the header that counts them.

@@ -11,8 +11,11 @@
 //! | a child …                    | ends when                                              |
 //! |------------------------------|--------------------------------------------------------|
 //! | of `Process::spawn`          | its entry returned and the result is sent             |
-//! | pool worker, idle            | told to exit, or end-of-stream: its owner dropped the  |
-//! |                              | channel or died (only the owner holds the other end)   |
+//! | pool worker, idle            | told to exit, or its pipe's other end is gone: its     |
+//! |                              | owner dropped it or died (only the owner holds it)     |
+//! | pool worker, retiring        | after its last reply (`max_tasks_per_child`)           |
+//! | pool worker, initializer     | at once (exit code 3), after saying why on its socket  |
+//! | failed                       |                                                        |
 //! | pool worker, busy            | at once when its owner dies (see `owner_watch`)        |
 //! | pool worker whose owner died | at once, as its parent is no longer the owner          |
 //! | before it started serving    |                                                        |
@@ -230,17 +233,21 @@ const WAITER_GRACE: u32 = 256;
 
 /// Whether a thread of the pool's process waits for the reply, allowing it a moment to
 /// arrive: a task submitted and then waited for is often done before its waiter gets there,
-/// and a notice costs a system call here and wakes the manager thread. Never yields: on a
-/// loaded machine that gives the CPU away for a whole time slice.
+/// and a notice costs a system call here and wakes the manager thread. Yields only to a
+/// waiter on our own CPU: on a loaded machine a yield may give the CPU away for a whole time
+/// slice.
 fn waiter_comes(waiting: &Waiting) -> bool {
     let count = waiting.count();
-    // A waiter on our CPU cannot come while we spin.
-    let spins = if shares_cpu(waiting.worker_cpu(), waiting.pool_cpu()) {
-        0
-    } else {
-        WAITER_GRACE
-    };
-    for _ in 0..spins {
+    if count.load(Ordering::SeqCst) > 0 {
+        return true;
+    }
+    if shares_cpu(waiting.worker_cpu(), waiting.pool_cpu()) {
+        // A waiter on our CPU cannot come while we spin; it may have been preempted by our
+        // wake-up right before it waits: let it run once.
+        std::thread::yield_now();
+        return count.load(Ordering::SeqCst) > 0;
+    }
+    for _ in 0..WAITER_GRACE {
         if count.load(Ordering::SeqCst) > 0 {
             return true;
         }
