@@ -59,7 +59,7 @@ const PLACEMENTS: [(Placement, &str); 3] = [
 /// Pause between "idle worker" round trips: longer than any spin, so both sides sleep.
 const IDLE_GAP: Duration = Duration::from_millis(1);
 
-/// Round trips measured per case ("idle" ones are a fifth, each after [`IDLE_GAP`]).
+/// Round trips measured per case ("idle" ones are a fifth, each after a 1 ms pause).
 pub struct Sizes {
     /// Back-to-back round trips per placement.
     pub trips: usize,
