@@ -72,12 +72,16 @@
 //! | `q.close()`, `q.qsize()`, `q.empty()` | [`q.close()`](Queue::close), [`q.len()`](Queue::len), [`q.is_empty()`](Queue::is_empty) |
 //! | `a, b = Pipe()`, `a.send(x)`, `b.recv()`, `b.poll(t)` | [`Pipe::duplex()`](Pipe::duplex), [`a.send(&x)?`](Connection::send), [`b.recv()?`](Connection::recv), [`b.poll(d)?`](Connection::poll) |
 //! | `Pipe(duplex=False)` | [`Pipe::simplex()`](Pipe::simplex) → ([`Sender`], [`Receiver`]) |
+//! | `Manager().dict()`, `d[k] = v`, `d.get(k)` | [`SharedMap::new(n)`](SharedMap::new), [`m.insert(k, v)?`](SharedMap::insert), [`m.get(&k)?`](SharedMap::get) |
+//! | `with lock: d[k] += 1` on a manager dict | [`m.update(k, \|old\| old.unwrap_or(0) + 1)?`](SharedMap::update) (one atomic step) |
+//! | `Manager().list()`, `l.append(x)` | [`SharedVec::new(n)`](SharedVec::new), [`v.push(x)?`](SharedVec::push) |
 //! | a dead lock holder hangs everyone | [`LockError::OwnerDied`] for the next acquirer |
 //! | `EOFError` from `recv` once the other end is closed | [`RecvError::Disconnected`], or [`RecvError::PeerDied`] if it was killed |
 //!
 //! Named segments ([`Value::create`] / [`Value::open`], likewise for the others) live in
 //! `/dev/shm/shmproc.NAME`; the `shmproc` CLI lists (`ls`) and removes stale ones (`clean`).
 
+pub use shmproc_collections::{CollectionError, SharedMap, SharedVec};
 pub use shmproc_channel::{Connection, Pipe, Queue, Receiver, RecvError, SendError, Sender};
 pub use shmproc_macros::entry;
 pub use shmproc_process::{
@@ -110,4 +114,8 @@ pub mod raw {
     /// Fault injection for tests (not a public API).
     #[doc(hidden)]
     pub use shmproc_channel::test_hooks;
+
+    /// Fault injection for the shared collections' tests (not a public API).
+    #[doc(hidden)]
+    pub use shmproc_collections::test_hooks as collection_hooks;
 }
