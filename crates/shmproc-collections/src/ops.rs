@@ -29,7 +29,7 @@ impl Locked<'_> {
                     capacity: self.geometry().capacity as usize,
                 });
             }
-            if matches!(probe.free, Some((_, false)) | None) && self.needs_rebuild() {
+            if self.needs_rebuild() {
                 self.rebuild()?;
                 probe = self.probe(h, key)?;
             }

@@ -116,8 +116,10 @@ impl<'a> Locked<'a> {
         })
     }
 
-    /// Whether inserting a new key into an empty bucket should first rebuild the table: live
-    /// entries plus tombstones would pass three quarters of the buckets.
+    /// Whether a new key should first rebuild the table: live entries plus tombstones would
+    /// pass three quarters of the buckets. Live entries stay at most half the buckets, so a
+    /// rebuild comes at most every quarter of the buckets of inserts, and a probe meets an
+    /// empty bucket within a quarter of the table.
     pub fn needs_rebuild(&self) -> bool {
         let (_, tombstones) = self.table_state();
         let used = self.len() + tombstones + 1;
