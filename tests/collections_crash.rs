@@ -172,7 +172,7 @@ fn map_mutations_killed_at_every_step() {
     let insert_30: fn(&SharedMap<u32, String>) = |m| {
         m.insert(30, "thirty".into()).unwrap();
     };
-    let steps = |m: SharedMap<u32, String>| {
+    let steps = move |m: SharedMap<u32, String>| {
         collection_hooks::die_at_step(u32::MAX);
         insert_30(&m);
         let taken = collection_hooks::steps_taken();
