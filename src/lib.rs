@@ -81,8 +81,8 @@
 //! Named segments ([`Value::create`] / [`Value::open`], likewise for the others) live in
 //! `/dev/shm/shmproc.NAME`; the `shmproc` CLI lists (`ls`) and removes stale ones (`clean`).
 
-pub use shmproc_collections::{CollectionError, SharedMap, SharedVec};
 pub use shmproc_channel::{Connection, Pipe, Queue, Receiver, RecvError, SendError, Sender};
+pub use shmproc_collections::{CollectionError, SharedMap, SharedVec};
 pub use shmproc_macros::entry;
 pub use shmproc_process::{
     as_completed, cpu_count, current_process, AsCompleted, Entry, Pool, Process, ProcessError,

@@ -83,8 +83,16 @@ fn two_processes_push_to_one_list_in_order() {
     let all = v.to_vec().unwrap();
     assert_eq!(all.len(), 2_000);
     for c in 0..2 {
-        let mine: Vec<u32> = all.iter().filter(|(o, _)| *o == c).map(|(_, i)| *i).collect();
-        assert_eq!(mine, (0..1_000).collect::<Vec<_>>(), "child {c}'s pushes in order");
+        let mine: Vec<u32> = all
+            .iter()
+            .filter(|(o, _)| *o == c)
+            .map(|(_, i)| *i)
+            .collect();
+        assert_eq!(
+            mine,
+            (0..1_000).collect::<Vec<_>>(),
+            "child {c}'s pushes in order"
+        );
     }
 }
 
@@ -99,9 +107,15 @@ fn a_full_collection_refuses_in_a_child_and_stays_unchanged() {
                 mc.insert(i, i.to_string()).unwrap();
                 vc.push(i).unwrap();
             }
-            assert!(matches!(mc.insert(8, "8".into()), Err(CollectionError::Full { .. })));
+            assert!(matches!(
+                mc.insert(8, "8".into()),
+                Err(CollectionError::Full { .. })
+            ));
             assert!(matches!(vc.push(8), Err(CollectionError::Full { .. })));
-            assert!(matches!(vc.extend([8, 9]), Err(CollectionError::Full { .. })));
+            assert!(matches!(
+                vc.extend([8, 9]),
+                Err(CollectionError::Full { .. })
+            ));
         })
         .unwrap(),
     );
@@ -136,7 +150,10 @@ fn open_named((map, list): (String, String)) -> (bool, bool, bool, bool) {
     );
     let v = SharedVec::<String>::open(&list).unwrap();
     v.push("from the child".into()).unwrap();
-    let wrong_list = matches!(SharedVec::<u64>::open(&list), Err(SegmentError::WrongType { .. }));
+    let wrong_list = matches!(
+        SharedVec::<u64>::open(&list),
+        Err(SegmentError::WrongType { .. })
+    );
     (true, wrong_map, list_as_map, wrong_list)
 }
 

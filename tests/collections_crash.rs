@@ -58,7 +58,11 @@ fn a_writer_killed_at_random_moments_leaves_a_consistent_map() {
             }
             other => other.unwrap(),
         };
-        assert_eq!(entries.len(), m.len(), "trial {trial}: len matches iteration");
+        assert_eq!(
+            entries.len(),
+            m.len(),
+            "trial {trial}: len matches iteration"
+        );
         entries.sort();
         for (i, (key, value)) in entries.iter().enumerate() {
             assert_eq!(*key, i as u64, "trial {trial}: the keys are a prefix 0..n");
@@ -70,7 +74,10 @@ fn a_writer_killed_at_random_moments_leaves_a_consistent_map() {
         m.insert(u64::MAX, "after".into()).unwrap();
         assert_eq!(m.len(), entries.len() + 1);
     }
-    assert!(owner_died_seen > 0, "no kill landed while the writer held the lock");
+    assert!(
+        owner_died_seen > 0,
+        "no kill landed while the writer held the lock"
+    );
 }
 
 /// Runs `op` in a child told to abort at step 1, 2, … of it until it completes, and checks
@@ -121,6 +128,8 @@ fn check_every_step<C, S>(
 }
 
 type MapState = (usize, Vec<(u32, String)>);
+type MapOp = fn(&SharedMap<u32, String>);
+type VecOp = fn(&SharedVec<String>);
 
 fn map_state(m: &SharedMap<u32, String>) -> Result<MapState, CollectionError> {
     let mut all = m.iter()?;
@@ -142,7 +151,7 @@ fn small_map() -> SharedMap<u32, String> {
 
 #[test]
 fn map_mutations_killed_at_every_step() {
-    let ops: [(&str, fn(&SharedMap<u32, String>)); 5] = [
+    let ops: [(&str, MapOp); 5] = [
         ("insert new", |m| {
             m.insert(10, "ten".into()).unwrap();
         }),
@@ -169,7 +178,7 @@ fn map_mutations_killed_at_every_step() {
         }
         m
     };
-    let insert_30: fn(&SharedMap<u32, String>) = |m| {
+    let insert_30: MapOp = |m| {
         m.insert(30, "thirty".into()).unwrap();
     };
     let steps = move |m: SharedMap<u32, String>| {
@@ -181,7 +190,10 @@ fn map_mutations_killed_at_every_step() {
     };
     // Counted in a child: the hook's counter is per process, and other tests run in threads.
     let counted = Process::fork(move || {
-        assert!(steps(churned()) > steps(small_map()), "the churned insert rebuilds");
+        assert!(
+            steps(churned()) > steps(small_map()),
+            "the churned insert rebuilds"
+        );
     })
     .unwrap();
     let status = counted.join_timeout(PATIENCE).unwrap().expect("child hung");
@@ -203,7 +215,7 @@ fn vec_state(v: &SharedVec<String>) -> Result<(usize, Vec<String>), CollectionEr
 
 #[test]
 fn vec_mutations_killed_at_every_step() {
-    let ops: [(&str, fn(&SharedVec<String>)); 5] = [
+    let ops: [(&str, VecOp); 5] = [
         ("push", |v| v.push("d".into()).unwrap()),
         ("extend", |v| {
             v.extend(["d", "e", "f"].map(String::from)).unwrap()

@@ -33,16 +33,19 @@ impl Locked<'_> {
         while i < hi {
             let word = bitmap[i / 64].load(Ordering::Relaxed);
             let bit = i % 64;
-            if bit == 0 && hi - i >= 64 && (word == 0 || word == u64::MAX) {
-                // A whole word at once: all free or all used.
-                run = if word == 0 { run + 64 } else { 0 };
-                i += 64;
+            // A whole run of equal bits at once (within this word and below `hi`).
+            let rest = word >> bit;
+            let left = (64 - bit).min(hi - i);
+            if rest & 1 == 0 {
+                let zeros = (rest.trailing_zeros() as usize).min(left);
+                run += zeros;
+                i += zeros;
+                if run >= count {
+                    return Some(i - run);
+                }
             } else {
-                run = if word >> bit & 1 == 0 { run + 1 } else { 0 };
-                i += 1;
-            }
-            if run >= count {
-                return Some(i - run);
+                run = 0;
+                i += (rest.trailing_ones() as usize).min(left);
             }
         }
         None
@@ -65,12 +68,11 @@ impl Locked<'_> {
             } else {
                 ((1u64 << take) - 1) << bit
             };
+            // Under the lock: a plain load and store (no read-modify-write needed).
             let word = &bitmap[i / 64];
-            if used {
-                word.fetch_or(mask, Ordering::Relaxed);
-            } else {
-                word.fetch_and(!mask, Ordering::Relaxed);
-            }
+            let old = word.load(Ordering::Relaxed);
+            let new = if used { old | mask } else { old & !mask };
+            word.store(new, Ordering::Relaxed);
             i += take;
         }
         Ok(())
@@ -96,10 +98,7 @@ impl Locked<'_> {
 
     /// The key and value bytes of the entry stored in `range`.
     pub fn entry(&self, range: Range) -> Result<(&[u8], &[u8]), CollectionError> {
-        let bytes = self.arena(
-            range.start as usize * UNIT,
-            range.count as usize * UNIT,
-        )?;
+        let bytes = self.arena(range.start as usize * UNIT, range.count as usize * UNIT)?;
         let word = |at: usize| {
             let mut b = [0u8; 4];
             b.copy_from_slice(&bytes[at..at + 4]);

@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::CollectionError;
 
 /// Bytes encoded on the stack before falling back to a heap buffer.
-const SMALL: usize = 256;
+const SMALL: usize = 128;
 
 /// Encodes `value` and hands the bytes to `f`.
 pub(crate) fn with_encoded<T: Serialize + ?Sized, R>(

@@ -86,7 +86,10 @@ impl fmt::Display for CollectionError {
                  {arena} bytes"
             ),
             CollectionError::OutOfBounds { index, len } => {
-                write!(f, "index {index} out of bounds for a shared vec of length {len}")
+                write!(
+                    f,
+                    "index {index} out of bounds for a shared vec of length {len}"
+                )
             }
             CollectionError::Encode(e) => write!(f, "could not serialize an entry: {e}"),
             CollectionError::Decode(e) => write!(

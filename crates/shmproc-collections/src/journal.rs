@@ -67,7 +67,9 @@ impl Locked<'_> {
         j.old_len.store(self.len(), Ordering::Relaxed);
         let state = self.ctl().table_state.load(Ordering::Relaxed);
         j.old_table_state.store(state, Ordering::Relaxed);
-        let (slot, tag, loc) = record.slot.map_or((0, 0, 0), |(i, t, l)| (i as u64 + 1, t, l));
+        let (slot, tag, loc) = record
+            .slot
+            .map_or((0, 0, 0), |(i, t, l)| (i as u64 + 1, t, l));
         j.slot.store(slot, Ordering::Relaxed);
         j.slot_tag.store(tag, Ordering::Relaxed);
         j.slot_loc.store(loc, Ordering::Relaxed);
@@ -112,7 +114,10 @@ impl Locked<'_> {
         let j = &self.ctl().journal;
         let old_state = j.old_table_state.load(Ordering::Relaxed);
         if let Some(i) = j.slot.load(Ordering::Relaxed).checked_sub(1) {
-            let (tag, loc) = (j.slot_tag.load(Ordering::Relaxed), j.slot_loc.load(Ordering::Relaxed));
+            let (tag, loc) = (
+                j.slot_tag.load(Ordering::Relaxed),
+                j.slot_loc.load(Ordering::Relaxed),
+            );
             if self.geometry().buckets == 0 {
                 self.element(i as usize)?.store(loc, Ordering::Relaxed);
             } else {

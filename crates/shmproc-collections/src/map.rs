@@ -59,8 +59,11 @@ pub const DEFAULT_BYTES_PER_ENTRY: usize = 128;
 pub struct SharedMap<K, V> {
     store: Arc<Store>,
     timeout: Option<Duration>,
-    _types: PhantomData<fn(K, V) -> (K, V)>,
+    _types: PhantomData<Types<K, V>>,
 }
+
+/// Keys and values only cross as bytes: the handle is Send + Sync whatever `K` and `V` are.
+type Types<K, V> = fn(K, V) -> (K, V);
 
 impl<K, V> SharedMap<K, V> {
     /// A map of up to `capacity` entries, with [`DEFAULT_BYTES_PER_ENTRY`] bytes of arena per
@@ -229,8 +232,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedMap
     /// [`CollectionError::TooLarge`] (the map unchanged); `OwnerDied` (once, nothing done);
     /// `Encode`, `Decode`, `Corrupt`, `Timeout`, `Deadlock`, `Io`.
     pub fn insert(&self, key: K, value: V) -> Result<Option<V>, CollectionError> {
-        self.write(&key, |old| Ok((old, value)))
-            .map(|(old, _)| old)
+        self.write(&key, |old| Ok((old, value))).map(|(old, _)| old)
     }
 
     /// Atomically replaces the value of `key` with `f(old value)` (`None` if absent) and

@@ -42,7 +42,11 @@ impl Locked<'_> {
         };
         let (active, _) = self.table_state();
         let (tag, loc) = self.bucket(active, slot);
-        let old = (slot, tag.load(Ordering::Relaxed), loc.load(Ordering::Relaxed));
+        let old = (
+            slot,
+            tag.load(Ordering::Relaxed),
+            loc.load(Ordering::Relaxed),
+        );
         self.begin(Record {
             slot: Some(old),
             alloc: Some(alloc),
@@ -78,7 +82,11 @@ impl Locked<'_> {
     pub fn map_remove(&mut self, bucket: usize, range: Range) -> Result<(), CollectionError> {
         let (active, _) = self.table_state();
         let (tag, loc) = self.bucket(active, bucket);
-        let old = (bucket, tag.load(Ordering::Relaxed), loc.load(Ordering::Relaxed));
+        let old = (
+            bucket,
+            tag.load(Ordering::Relaxed),
+            loc.load(Ordering::Relaxed),
+        );
         self.begin(Record {
             slot: Some(old),
             free: Some(range),

@@ -127,10 +127,20 @@ fn a_full_map_refuses_unchanged_and_removing_frees_room() {
         m.insert(k, k).unwrap();
     }
     let before = m.iter().unwrap();
-    assert!(matches!(m.insert(9, 9), Err(CollectionError::Full { capacity: 4 })));
-    assert!(matches!(m.update(9, |_| 9), Err(CollectionError::Full { .. })));
+    assert!(matches!(
+        m.insert(9, 9),
+        Err(CollectionError::Full { capacity: 4 })
+    ));
+    assert!(matches!(
+        m.update(9, |_| 9),
+        Err(CollectionError::Full { .. })
+    ));
     assert_eq!(m.iter().unwrap(), before);
-    assert_eq!(m.insert(0, 100).unwrap(), Some(0), "replacing needs no new slot");
+    assert_eq!(
+        m.insert(0, 100).unwrap(),
+        Some(0),
+        "replacing needs no new slot"
+    );
     assert_eq!(m.remove(&1).unwrap(), Some(1));
     m.insert(9, 9).unwrap();
     assert_eq!(m.get(&9).unwrap(), Some(9));
@@ -142,7 +152,13 @@ fn a_full_map_refuses_unchanged_and_removing_frees_room() {
     b.insert(2, v.clone()).unwrap();
     let err = b.insert(3, v.clone()).unwrap_err();
     assert!(
-        matches!(err, CollectionError::OutOfSpace { needed: 24, free: 16 }),
+        matches!(
+            err,
+            CollectionError::OutOfSpace {
+                needed: 24,
+                free: 16
+            }
+        ),
         "{err}"
     );
     assert_eq!(b.len(), 2);
@@ -156,14 +172,26 @@ fn a_full_vec_refuses_unchanged_and_popping_frees_room() {
     v.push("a".into()).unwrap();
     v.push("b".into()).unwrap();
     let big = "y".repeat(60);
-    assert!(matches!(v.push(big.clone()), Err(CollectionError::TooLarge { .. })));
-    assert!(matches!(v.push("z".repeat(40)), Err(CollectionError::OutOfSpace { .. })));
+    assert!(matches!(
+        v.push(big.clone()),
+        Err(CollectionError::TooLarge { .. })
+    ));
+    assert!(matches!(
+        v.push("z".repeat(40)),
+        Err(CollectionError::OutOfSpace { .. })
+    ));
     v.push("c".into()).unwrap();
-    assert!(matches!(v.push("d".into()), Err(CollectionError::Full { capacity: 3 })));
+    assert!(matches!(
+        v.push("d".into()),
+        Err(CollectionError::Full { capacity: 3 })
+    ));
     assert_eq!(v.to_vec().unwrap(), ["a", "b", "c"]);
     assert_eq!(v.pop().unwrap().as_deref(), Some("c"));
     v.push("d".into()).unwrap();
-    assert!(matches!(v.set(5, "e".into()), Err(CollectionError::OutOfBounds { index: 5, len: 3 })));
+    assert!(matches!(
+        v.set(5, "e".into()),
+        Err(CollectionError::OutOfBounds { index: 5, len: 3 })
+    ));
     assert_eq!(v.to_vec().unwrap(), ["a", "b", "d"]);
 }
 
