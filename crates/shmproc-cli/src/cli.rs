@@ -101,6 +101,9 @@ pub enum Bench {
         /// Fewer operations per figure
         #[arg(long)]
         quick: bool,
+        /// Test hook: operations per process of each shmproc figure
+        #[arg(long, hide = true, value_parser = positive)]
+        ops: Option<u64>,
     },
     /// Every benchmark with its baselines (and Python's multiprocessing when python3 is on the
     /// PATH); writes report.json, report.md and SVG charts

@@ -60,8 +60,8 @@ impl Row {
     }
 }
 
-pub fn bench_collections(json: bool, quick: bool) -> CliResult {
-    let ops: u64 = if quick { 300_000 } else { 1_000_000 };
+pub fn bench_collections(json: bool, quick: bool, ops: Option<u64>) -> CliResult {
+    let ops = ops.unwrap_or(if quick { 300_000 } else { 1_000_000 });
     let mut rows = Vec::new();
     for procs in [1, 2] {
         for op in Op::ALL {

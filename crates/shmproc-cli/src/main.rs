@@ -94,8 +94,8 @@ fn run(cli: cli::Cli) -> CliResult {
         Command::Bench(Bench::Counters(args)) => counters_cli::bench_counters(&args),
         Command::Bench(Bench::Processes { json }) => bench_processes(json),
         Command::Bench(Bench::Channels { json }) => channel_cli::bench_channels(json),
-        Command::Bench(Bench::Collections { json, quick }) => {
-            collections_cli::bench_collections(json, quick)
+        Command::Bench(Bench::Collections { json, quick, ops }) => {
+            collections_cli::bench_collections(json, quick, ops)
         }
         Command::Bench(Bench::All(args)) => {
             shmproc_cli::report::bench_all(&shmproc_cli::report::AllOptions {
