@@ -105,6 +105,17 @@ pub fn measure(op: Op, procs: usize, ops: u64) -> io::Result<Measured> {
     })
 }
 
+/// Mean microseconds of a get and a set from one child process (`ops` of each), for the
+/// report's Manager row.
+///
+/// # Errors
+/// As [`measure`].
+pub fn get_set_micros(ops: u64) -> io::Result<f64> {
+    let get = measure(Op::Get, 1, ops)?.ops_per_sec;
+    let set = measure(Op::Insert, 1, ops)?.ops_per_sec;
+    Ok((1e6 / get + 1e6 / set) / 2.0)
+}
+
 fn keys() -> Vec<String> {
     (0..KEYS).map(|i| format!("key-{i}")).collect()
 }
