@@ -34,13 +34,17 @@ fn a_writer_killed_at_random_moments_leaves_a_consistent_map() {
             let (m, started) = (m.clone(), started.clone());
             Process::fork(move || {
                 for key in 0.. {
-                    // Most of the time inside the lock: the closure runs under it.
-                    m.update(key, |_| {
-                        let spin = std::time::Instant::now();
-                        while spin.elapsed() < Duration::from_micros(20) {}
-                        value_of(key)
-                    })
-                    .unwrap();
+                    if trial % 2 == 0 {
+                        m.insert(key, value_of(key)).unwrap();
+                    } else {
+                        // Most of the time inside the lock: the closure runs under it.
+                        m.update(key, |_| {
+                            let spin = std::time::Instant::now();
+                            while spin.elapsed() < Duration::from_micros(20) {}
+                            value_of(key)
+                        })
+                        .unwrap();
+                    }
                     started.store(1, Ordering::Release);
                 }
             })

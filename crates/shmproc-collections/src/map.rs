@@ -169,7 +169,9 @@ impl<K, V> SharedMap<K, V> {
     }
 
     /// This handle gives up waiting for the map's lock after `timeout` with
-    /// [`CollectionError::Timeout`] (by default it waits as long as the holder lives).
+    /// [`CollectionError::Timeout`] (by default it waits as long as the holder lives; a dead
+    /// holder is noticed either way). `Duration::ZERO` makes every call a `try_` call: it fails
+    /// at once while another process holds the lock.
     ///
     /// # Examples
     /// ```

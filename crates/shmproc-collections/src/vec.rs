@@ -146,7 +146,8 @@ impl<T> SharedVec<T> {
     }
 
     /// This handle gives up waiting for the list's lock after `timeout` with
-    /// [`CollectionError::Timeout`].
+    /// [`CollectionError::Timeout`] (`Duration::ZERO`: fail at once while another process
+    /// holds it), as [`SharedMap::with_timeout`](crate::SharedMap::with_timeout).
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
