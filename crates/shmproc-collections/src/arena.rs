@@ -8,6 +8,9 @@ use crate::layout::{Range, ENTRY_HEADER, UNIT};
 use crate::store::{corrupt, Locked};
 use crate::CollectionError;
 
+/// Entries up to this many bytes are assembled on the stack and copied in once.
+const SMALL_ENTRY: usize = 64;
+
 impl Locked<'_> {
     /// A run of `count` free units, searched from the hint onwards, then from the start.
     pub fn find_free(&self, count: usize) -> Option<Range> {
@@ -131,6 +134,15 @@ impl Locked<'_> {
         let mut header = [0u8; ENTRY_HEADER];
         header[..4].copy_from_slice(&key_len.to_le_bytes());
         header[4..].copy_from_slice(&value_len.to_le_bytes());
+        let total = ENTRY_HEADER + key.len() + value.len();
+        if total <= SMALL_ENTRY {
+            // One copy into the arena for a small entry.
+            let mut entry = [0u8; SMALL_ENTRY];
+            entry[..ENTRY_HEADER].copy_from_slice(&header);
+            entry[ENTRY_HEADER..ENTRY_HEADER + key.len()].copy_from_slice(key);
+            entry[ENTRY_HEADER + key.len()..total].copy_from_slice(value);
+            return self.write_arena(at, &entry[..total]);
+        }
         self.write_arena(at, &header)?;
         self.write_arena(at + ENTRY_HEADER, key)?;
         self.write_arena(at + ENTRY_HEADER + key.len(), value)

@@ -118,7 +118,7 @@ impl Locked<'_> {
     }
 
     /// Appends every element of `items` (encoded), all or none.
-    pub fn vec_extend(&mut self, items: &[Vec<u8>]) -> Result<(), CollectionError> {
+    pub fn vec_extend(&mut self, items: &[&[u8]]) -> Result<(), CollectionError> {
         let len = self.len() as usize;
         let capacity = self.geometry().capacity as usize;
         if items.len() > capacity - len.min(capacity) {

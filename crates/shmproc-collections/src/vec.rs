@@ -218,10 +218,9 @@ impl<T: Serialize + DeserializeOwned> SharedVec<T> {
     /// [`CollectionError::TooLarge`] (unchanged); `OwnerDied` (once, nothing done); `Encode`,
     /// `Corrupt`, `Timeout`, `Deadlock`, `Io`.
     pub fn push(&self, value: T) -> Result<(), CollectionError> {
-        let bytes = encode(&value)?;
-        self.store
-            .lock(self.timeout)?
-            .vec_extend(std::slice::from_ref(&bytes))
+        with_encoded(&value, |bytes| {
+            self.store.lock(self.timeout)?.vec_extend(&[bytes])
+        })
     }
 
     /// Appends every element of `values`, all or none: if they do not all fit, nothing is
@@ -244,6 +243,7 @@ impl<T: Serialize + DeserializeOwned> SharedVec<T> {
             .into_iter()
             .map(|v| encode(&v))
             .collect::<Result<Vec<_>, _>>()?;
+        let items: Vec<&[u8]> = items.iter().map(Vec::as_slice).collect();
         self.store.lock(self.timeout)?.vec_extend(&items)
     }
 
