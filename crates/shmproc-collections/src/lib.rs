@@ -46,6 +46,8 @@
 
 mod arena;
 mod codec;
+#[cfg(test)]
+mod corrupt_tests;
 mod error;
 mod journal;
 mod layout;

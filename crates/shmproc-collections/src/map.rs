@@ -160,6 +160,12 @@ impl<K, V> SharedMap<K, V> {
         Ok(Self::from_store(store))
     }
 
+    /// The shared state, for the corruption tests.
+    #[cfg(test)]
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
     fn from_store(store: Arc<Store>) -> Self {
         SharedMap {
             store,

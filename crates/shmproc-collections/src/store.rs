@@ -184,9 +184,10 @@ impl<'a> Locked<'a> {
         }
     }
 
-    /// Entries right now.
+    /// Entries right now (bounded by the capacity, whatever a peer wrote).
     pub fn len(&self) -> u64 {
-        self.ctl().len.load(Ordering::Relaxed)
+        let len = self.ctl().len.load(Ordering::Relaxed);
+        len.min(self.store.geometry.capacity)
     }
 }
 

@@ -122,8 +122,8 @@ impl<'a> Locked<'a> {
     /// empty bucket within a quarter of the table.
     pub fn needs_rebuild(&self) -> bool {
         let (_, tombstones) = self.table_state();
-        let used = self.len() + tombstones + 1;
-        used * 4 > self.geometry().buckets * 3
+        let used = self.len().saturating_add(tombstones).saturating_add(1);
+        used.saturating_mul(4) > self.geometry().buckets * 3
     }
 
     /// Copies the live buckets into the other table, dropping tombstones, then makes it the

@@ -137,6 +137,12 @@ impl<T> SharedVec<T> {
         Ok(Self::from_store(store))
     }
 
+    /// The shared state, for the corruption tests.
+    #[cfg(test)]
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
     fn from_store(store: Arc<Store>) -> Self {
         SharedVec {
             store,
