@@ -193,6 +193,16 @@ impl<K, V> SharedMap<K, V> {
     }
 
     /// Entries right now (a snapshot taken without the lock).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmproc_collections::SharedMap;
+    /// let m: SharedMap<u8, u8> = SharedMap::new(4)?;
+    /// assert!(m.is_empty());
+    /// m.insert(1, 1)?;
+    /// assert_eq!((m.len(), m.capacity()), (1, 4));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn len(&self) -> usize {
         self.store.len()
     }
@@ -216,6 +226,16 @@ impl<K, V> SharedMap<K, V> {
     ///
     /// # Errors
     /// [`CollectionError::OwnerDied`] (once, nothing cleared), `Timeout`, `Deadlock`, `Io`.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmproc_collections::SharedMap;
+    /// let m: SharedMap<u8, u8> = SharedMap::new(4)?;
+    /// m.insert(1, 1)?;
+    /// m.clear()?;
+    /// assert!(m.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn clear(&self) -> Result<(), CollectionError> {
         self.store.lock(self.timeout)?.clear_all();
         Ok(())
@@ -239,6 +259,15 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedMap
     /// [`CollectionError::Full`], [`CollectionError::OutOfSpace`] or
     /// [`CollectionError::TooLarge`] (the map unchanged); `OwnerDied` (once, nothing done);
     /// `Encode`, `Decode`, `Corrupt`, `Timeout`, `Deadlock`, `Io`.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmproc_collections::SharedMap;
+    /// let m: SharedMap<String, u64> = SharedMap::new(4)?;
+    /// assert_eq!(m.insert("a".into(), 1)?, None);
+    /// assert_eq!(m.insert("a".into(), 2)?, Some(1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn insert(&self, key: K, value: V) -> Result<Option<V>, CollectionError> {
         self.write(&key, |old| Ok((old, value))).map(|(old, _)| old)
     }
@@ -290,6 +319,16 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedMap
     ///
     /// # Errors
     /// `OwnerDied` (once), `Encode`, `Decode`, `Corrupt`, `Timeout`, `Deadlock`, `Io`.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmproc_collections::SharedMap;
+    /// let m: SharedMap<String, u64> = SharedMap::new(4)?;
+    /// m.insert("a".into(), 1)?;
+    /// assert_eq!(m.get(&"a".into())?, Some(1));
+    /// assert_eq!(m.get(&"b".into())?, None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn get(&self, key: &K) -> Result<Option<V>, CollectionError> {
         with_encoded(key, |kb| {
             let locked = self.store.lock(self.timeout)?;
@@ -304,6 +343,15 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedMap
     ///
     /// # Errors
     /// As [`get`](SharedMap::get).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmproc_collections::SharedMap;
+    /// let m: SharedMap<u32, ()> = SharedMap::new(4)?;
+    /// m.insert(7, ())?;
+    /// assert!(m.contains_key(&7)? && !m.contains_key(&8)?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn contains_key(&self, key: &K) -> Result<bool, CollectionError> {
         with_encoded(key, |kb| {
             let locked = self.store.lock(self.timeout)?;
@@ -315,6 +363,16 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedMap
     ///
     /// # Errors
     /// As [`get`](SharedMap::get).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmproc_collections::SharedMap;
+    /// let m: SharedMap<u32, String> = SharedMap::new(4)?;
+    /// m.insert(1, "one".into())?;
+    /// assert_eq!(m.remove(&1)?.as_deref(), Some("one"));
+    /// assert_eq!(m.remove(&1)?, None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn remove(&self, key: &K) -> Result<Option<V>, CollectionError> {
         with_encoded(key, |kb| {
             let mut locked = self.store.lock(self.timeout)?;
@@ -340,6 +398,19 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedMap
     ///
     /// # Errors
     /// As [`get`](SharedMap::get).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmproc_collections::SharedMap;
+    /// let m: SharedMap<u32, u32> = SharedMap::new(4)?;
+    /// m.insert(1, 10)?;
+    /// m.insert(2, 20)?;
+    /// let (mut keys, mut values) = (m.keys()?, m.values()?);
+    /// keys.sort();
+    /// values.sort();
+    /// assert_eq!((keys, values), (vec![1, 2], vec![10, 20]));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn keys(&self) -> Result<Vec<K>, CollectionError> {
         self.snapshot(|k, _| decode(k))
     }

@@ -160,6 +160,16 @@ impl<T> SharedVec<T> {
     }
 
     /// Elements right now (a snapshot taken without the lock).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmproc_collections::SharedVec;
+    /// let v: SharedVec<u8> = SharedVec::new(4)?;
+    /// assert!(v.is_empty());
+    /// v.push(1)?;
+    /// assert_eq!((v.len(), v.capacity()), (1, 4));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn len(&self) -> usize {
         self.store.len()
     }
@@ -183,6 +193,16 @@ impl<T> SharedVec<T> {
     ///
     /// # Errors
     /// [`CollectionError::OwnerDied`] (once, nothing cleared), `Timeout`, `Deadlock`, `Io`.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmproc_collections::SharedVec;
+    /// let v: SharedVec<u8> = SharedVec::new(4)?;
+    /// v.extend([1, 2])?;
+    /// v.clear()?;
+    /// assert!(v.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn clear(&self) -> Result<(), CollectionError> {
         self.store.lock(self.timeout)?.clear_all();
         Ok(())
@@ -223,6 +243,15 @@ impl<T: Serialize + DeserializeOwned> SharedVec<T> {
     /// [`CollectionError::Full`], [`CollectionError::OutOfSpace`] or
     /// [`CollectionError::TooLarge`] (unchanged); `OwnerDied` (once, nothing done); `Encode`,
     /// `Corrupt`, `Timeout`, `Deadlock`, `Io`.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmproc_collections::SharedVec;
+    /// let v: SharedVec<String> = SharedVec::new(4)?;
+    /// v.push("a".into())?;
+    /// assert_eq!(v.to_vec()?, ["a"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn push(&self, value: T) -> Result<(), CollectionError> {
         with_encoded(&value, |bytes| {
             self.store.lock(self.timeout)?.vec_extend(&[bytes])
@@ -257,6 +286,16 @@ impl<T: Serialize + DeserializeOwned> SharedVec<T> {
     ///
     /// # Errors
     /// `OwnerDied` (once, nothing done), `Decode`, `Corrupt`, `Timeout`, `Deadlock`, `Io`.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmproc_collections::SharedVec;
+    /// let v: SharedVec<u8> = SharedVec::new(4)?;
+    /// v.push(1)?;
+    /// assert_eq!(v.pop()?, Some(1));
+    /// assert_eq!(v.pop()?, None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn pop(&self) -> Result<Option<T>, CollectionError> {
         self.pop_with(decode)
     }
@@ -265,6 +304,15 @@ impl<T: Serialize + DeserializeOwned> SharedVec<T> {
     ///
     /// # Errors
     /// As [`pop`](SharedVec::pop).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmproc_collections::SharedVec;
+    /// let v: SharedVec<u8> = SharedVec::new(4)?;
+    /// v.extend([5, 6])?;
+    /// assert_eq!((v.get(1)?, v.get(2)?), (Some(6), None));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn get(&self, index: usize) -> Result<Option<T>, CollectionError> {
         let locked = self.store.lock(self.timeout)?;
         match locked.vec_range(index)? {
@@ -277,6 +325,17 @@ impl<T: Serialize + DeserializeOwned> SharedVec<T> {
     ///
     /// # Errors
     /// [`CollectionError::OutOfBounds`] past the end; otherwise as [`push`](SharedVec::push).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmproc_collections::SharedVec;
+    /// let v: SharedVec<String> = SharedVec::new(4)?;
+    /// v.push("a".into())?;
+    /// v.set(0, "b".into())?;
+    /// assert!(v.set(1, "c".into()).is_err());
+    /// assert_eq!(v.to_vec()?, ["b"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn set(&self, index: usize, value: T) -> Result<(), CollectionError> {
         with_encoded(&value, |bytes| {
             let mut locked = self.store.lock(self.timeout)?;
