@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use shmproc::{CollectionError, Process, SegmentError, SharedMap, SharedVec};
@@ -185,4 +186,76 @@ fn handles_are_clone_send_sync_and_debug() {
     check::<SharedVec<String>>();
     let m: SharedMap<u8, u8> = SharedMap::new(2).unwrap();
     assert!(format!("{m:?}").contains("capacity: 2"));
+}
+
+/// A value that names its key, of a length that changes with `round`.
+fn tagged(key: u32, round: u32) -> String {
+    format!("{key}:{round}:{}", "x".repeat((round % 40) as usize))
+}
+
+/// Whether `v` is exactly what [`tagged`] made for `key` in some round.
+fn is_tagged(key: u32, v: &str) -> bool {
+    let mut parts = v.split(':');
+    let (k, round, xs) = (parts.next(), parts.next(), parts.next());
+    let round: Option<u32> = round.and_then(|r| r.parse().ok());
+    k == Some(&key.to_string()) && round.is_some_and(|r| tagged(key, r) == v) && xs.is_some()
+}
+
+#[test]
+fn lock_free_readers_never_see_a_torn_or_foreign_value() {
+    const KEYS: u32 = 32;
+    // A small arena, so freed entries are soon overwritten while readers may be copying them.
+    let m: SharedMap<u32, String> = SharedMap::with_capacity(64, 32 * 80).unwrap();
+    for k in 0..KEYS {
+        m.insert(k, tagged(k, 0)).unwrap();
+    }
+    let (reading, done) = (common::flag(), common::flag());
+    let reader = {
+        let (m, reading, done) = (m.clone(), reading.clone(), done.clone());
+        Process::fork(move || {
+            let mut seen = 0_u64;
+            reading.store(1, Ordering::Release);
+            while done.load(Ordering::Acquire) == 0 && seen < 50_000_000 {
+                for k in 0..KEYS {
+                    if let Some(v) = m.get(&k).unwrap() {
+                        assert!(is_tagged(k, &v), "key {k} read {v:?}");
+                        seen += 1;
+                    }
+                    m.contains_key(&k).unwrap();
+                }
+            }
+            assert!(seen > 0);
+        })
+        .unwrap()
+    };
+    common::wait_for(&reading, 1);
+    let writer = {
+        let (m, done) = (m.clone(), done.clone());
+        // Replaces, removes and re-inserts (tombstones, table rebuilds, arena reuse).
+        Process::fork(move || {
+            let room = |r: Result<(), CollectionError>| match r {
+                Ok(()) | Err(CollectionError::OutOfSpace { .. }) => {}
+                Err(e) => panic!("{e}"),
+            };
+            for round in 1..=20_000 {
+                let k = round % KEYS;
+                match round % 3 {
+                    0 => room(m.insert(k, tagged(k, round)).map(drop)),
+                    1 => {
+                        if m.remove(&k).unwrap().is_some() {
+                            room(m.insert(k, tagged(k, round)).map(drop));
+                        }
+                    }
+                    _ => room(m.update(k, |_| tagged(k, round)).map(drop)),
+                }
+            }
+            done.store(1, Ordering::Release);
+        })
+        .unwrap()
+    };
+    join_ok(writer);
+    join_ok(reader);
+    let all = m.iter().unwrap();
+    assert_eq!(all.len(), m.len());
+    assert!(all.iter().all(|(k, v)| is_tagged(*k, v)));
 }

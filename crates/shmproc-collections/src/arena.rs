@@ -8,9 +8,6 @@ use crate::layout::{Range, ENTRY_HEADER, UNIT};
 use crate::store::{corrupt, Locked};
 use crate::CollectionError;
 
-/// Entries up to this many bytes are assembled on the stack and copied in once.
-const SMALL_ENTRY: usize = 64;
-
 impl Locked<'_> {
     /// A run of `count` free units, searched from the hint onwards, then from the start.
     pub fn find_free(&self, count: usize) -> Option<Range> {
@@ -117,35 +114,35 @@ impl Locked<'_> {
         Ok((key, &bytes[ENTRY_HEADER + key_len..end]))
     }
 
-    /// Writes an entry into `range` (which must have room: see [`Range::units_for`]).
+    /// Writes an entry into `range` (which must have room: see [`Range::units_for`]), whole
+    /// words at a time (the tail of the last one zeroed).
     pub fn write_entry(
         &mut self,
         range: Range,
         key: &[u8],
         value: &[u8],
     ) -> Result<(), CollectionError> {
-        let at = range.start as usize * UNIT;
-        let too_long = || CollectionError::TooLarge {
-            needed: ENTRY_HEADER + key.len() + value.len(),
-            arena: self.geometry().arena_bytes(),
+        let total = ENTRY_HEADER + key.len() + value.len();
+        let (Ok(key_len), Ok(value_len)) = (u32::try_from(key.len()), u32::try_from(value.len()))
+        else {
+            let arena = self.geometry().arena_bytes();
+            return Err(CollectionError::TooLarge {
+                needed: total,
+                arena,
+            });
         };
-        let key_len = u32::try_from(key.len()).map_err(|_| too_long())?;
-        let value_len = u32::try_from(value.len()).map_err(|_| too_long())?;
         let mut header = [0u8; ENTRY_HEADER];
         header[..4].copy_from_slice(&key_len.to_le_bytes());
         header[4..].copy_from_slice(&value_len.to_le_bytes());
-        let total = ENTRY_HEADER + key.len() + value.len();
-        if total <= SMALL_ENTRY {
-            // One copy into the arena for a small entry.
-            let mut entry = [0u8; SMALL_ENTRY];
-            entry[..ENTRY_HEADER].copy_from_slice(&header);
-            entry[ENTRY_HEADER..ENTRY_HEADER + key.len()].copy_from_slice(key);
-            entry[ENTRY_HEADER + key.len()..total].copy_from_slice(value);
-            return self.write_arena(at, &entry[..total]);
-        }
-        self.write_arena(at, &header)?;
-        self.write_arena(at + ENTRY_HEADER, key)?;
-        self.write_arena(at + ENTRY_HEADER + key.len(), value)
+        let mut bytes = header.iter().chain(key).chain(value).copied();
+        let words = (0..total.div_ceil(UNIT)).map(|_| {
+            let mut word = [0u8; UNIT];
+            for (b, byte) in word.iter_mut().zip(&mut bytes) {
+                *b = byte;
+            }
+            u64::from_le_bytes(word)
+        });
+        self.write_units(range.start as usize, words)
     }
 
     /// A range for an entry of `key` + `value` bytes, or why there is none (nothing changed).

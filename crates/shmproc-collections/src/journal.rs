@@ -79,21 +79,49 @@ impl Locked<'_> {
         compiler_fence(Ordering::SeqCst);
         j.kind.store(record.kind, Ordering::Relaxed);
         compiler_fence(Ordering::SeqCst);
+        self.write_begin();
         test_hooks::step();
     }
 
-    /// Makes the published mutation permanent.
+    /// Makes the published mutation permanent, then lets lock-free readers in again (in that
+    /// order: a reader never sees a change that recovery could still undo).
     pub fn commit(&self) {
         compiler_fence(Ordering::SeqCst);
         test_hooks::step();
         self.ctl().journal.kind.store(NONE, Ordering::Relaxed);
         compiler_fence(Ordering::SeqCst);
+        test_hooks::step();
+        self.write_end();
+    }
+
+    /// Whether a mutation (or recovery, or rebuild) is under way for lock-free readers.
+    pub fn seq_odd(&self) -> bool {
+        self.ctl().seq.load(Ordering::Relaxed) & 1 == 1
+    }
+
+    /// Marks the start of changes lock-free readers could see (the sequence number goes odd).
+    pub fn write_begin(&self) {
+        let seq = &self.ctl().seq;
+        let s = seq.load(Ordering::Relaxed);
+        if s & 1 == 0 {
+            seq.store(s.wrapping_add(1), Ordering::Relaxed);
+        }
+        // Keeps the changes after the odd number (for readers on other CPUs).
+        fence(Ordering::Release);
+    }
+
+    /// Marks the end of those changes (the sequence number goes even, and differs from before).
+    pub fn write_end(&self) {
+        let seq = &self.ctl().seq;
+        let s = seq.load(Ordering::Relaxed);
+        seq.store((s | 1).wrapping_add(1), Ordering::Release);
     }
 
     /// Rolls back (or, for `clear`, finishes) a published mutation, then retires its record.
     pub fn recover(&self) -> Result<(), CollectionError> {
         // Everything the dead holder stored is in memory by now; see it all.
         fence(Ordering::SeqCst);
+        self.write_begin();
         let j = &self.ctl().journal;
         let kind = j.kind.load(Ordering::Relaxed);
         let outcome = match kind {
@@ -107,6 +135,8 @@ impl Locked<'_> {
             other => Err(corrupt(format!("unknown journal record kind {other}"))),
         };
         j.kind.store(NONE, Ordering::Relaxed);
+        compiler_fence(Ordering::SeqCst);
+        self.write_end();
         outcome
     }
 

@@ -62,6 +62,8 @@ pub(crate) struct Control {
     pub table_state: AtomicU64,
     /// Where the next allocation search starts (any value is safe: taken modulo `units`).
     pub hint: AtomicU64,
+    /// Sequence number for lock-free readers: odd while a mutation is under way (see `read`).
+    pub seq: AtomicU64,
     pub journal: JournalWords,
 }
 

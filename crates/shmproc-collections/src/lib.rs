@@ -4,7 +4,9 @@
 //! Python's manager keeps the collection in a server process and proxies every access over a
 //! socket. Here the collection itself lives in one shared-memory segment: a hash table (or an
 //! element table) over an arena of postcard-serialized entries, guarded by one robust
-//! process-shared lock. An access is a lock acquisition and a copy.
+//! process-shared lock. A mutation is a lock acquisition and a copy; a lookup (`get`,
+//! `contains_key`) is a copy checked against a sequence number, without the lock, whenever no
+//! mutation is under way.
 //!
 //! # Examples
 //! ```
@@ -53,6 +55,7 @@ mod journal;
 mod layout;
 mod map;
 mod ops;
+mod read;
 mod store;
 mod table;
 #[doc(hidden)]

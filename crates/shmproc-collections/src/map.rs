@@ -11,6 +11,7 @@ use shmproc_shm::{Kind, OpenOptions, SegmentError};
 
 use crate::codec::{decode, with_encoded};
 use crate::layout::{type_info, Geometry};
+use crate::read::{Lookup, READ_BUF};
 use crate::store::Store;
 use crate::table::hash;
 use crate::CollectionError;
@@ -54,8 +55,10 @@ pub const DEFAULT_BYTES_PER_ENTRY: usize = 128;
 /// # When a process dies
 /// Every mutation is journaled: a process killed at any point inside `insert`, `remove`,
 /// `update` or `clear` leaves the map as it was before that call or after it, never half
-/// done. The next call from any process undoes the half-done call and returns
-/// [`CollectionError::OwnerDied`] once, without doing its own operation: retry it.
+/// done. The next call from any process that takes the lock undoes the half-done call and
+/// returns [`CollectionError::OwnerDied`] once, without doing its own operation: retry it.
+/// (`get` and `contains_key` take the lock only when they must: while a mutation is under way,
+/// or was left half done, they do.)
 pub struct SharedMap<K, V> {
     store: Arc<Store>,
     timeout: Option<Duration>,
@@ -315,7 +318,10 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedMap
         })
     }
 
-    /// The value of `key`, if present: one lock acquisition, no allocation besides the value.
+    /// The value of `key`, if present. No allocation besides the value for a small key, and no
+    /// lock while no mutation is under way: the entry (up to 256 bytes) is copied out under a
+    /// sequence number and the copy kept only if no writer changed anything meanwhile;
+    /// otherwise one lock acquisition.
     ///
     /// # Errors
     /// `OwnerDied` (once), `Encode`, `Decode`, `Corrupt`, `Timeout`, `Deadlock`, `Io`.
@@ -331,8 +337,15 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedMap
     /// ```
     pub fn get(&self, key: &K) -> Result<Option<V>, CollectionError> {
         with_encoded(key, |kb| {
+            let h = hash(kb);
+            let mut buf = [0u8; READ_BUF];
+            match self.store.lookup_lock_free(h, kb, &mut buf) {
+                Lookup::Found { start, end } => return decode(&buf[start..end]).map(Some),
+                Lookup::Absent => return Ok(None),
+                Lookup::UseLock => {}
+            }
             let locked = self.store.lock(self.timeout)?;
-            match locked.probe(hash(kb), kb)?.found {
+            match locked.probe(h, kb)?.found {
                 Some((_, range)) => decode(locked.entry(range)?.1).map(Some),
                 None => Ok(None),
             }
@@ -354,8 +367,14 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedMap
     /// ```
     pub fn contains_key(&self, key: &K) -> Result<bool, CollectionError> {
         with_encoded(key, |kb| {
+            let h = hash(kb);
+            match self.store.lookup_lock_free(h, kb, &mut [0u8; READ_BUF]) {
+                Lookup::Found { .. } => return Ok(true),
+                Lookup::Absent => return Ok(false),
+                Lookup::UseLock => {}
+            }
             let locked = self.store.lock(self.timeout)?;
-            Ok(locked.probe(hash(kb), kb)?.found.is_some())
+            Ok(locked.probe(h, kb)?.found.is_some())
         })
     }
 

@@ -19,12 +19,13 @@ pub(crate) struct Store {
     ctl: SharedRef<Control>,
     table: NonNull<AtomicU64>,
     bitmap: NonNull<AtomicU64>,
-    arena: NonNull<u8>,
+    arena: NonNull<AtomicU64>,
     pub geometry: Geometry,
 }
 
 // SAFETY: the pointers are immutable addresses into the segment kept mapped by `lock`'s Arc;
-// the words they reach are atomics and the arena bytes are touched only under the lock.
+// the words they reach are atomics; the arena is written (atomically) only under the lock, and
+// read as plain bytes only under the lock.
 unsafe impl Send for Store {}
 // SAFETY: as above.
 unsafe impl Sync for Store {}
@@ -66,7 +67,7 @@ impl Store {
         let g = layout::geometry_of(&seg, kind)?;
         let table = seg.ptr::<AtomicU64>(g.table_at(), g.table_words() as usize)?;
         let bitmap = seg.ptr::<AtomicU64>(g.bitmap_at(), g.bitmap_words() as usize)?;
-        let arena = seg.ptr::<u8>(g.arena_at(), g.arena_bytes())?;
+        let arena = seg.ptr::<AtomicU64>(g.arena_at(), g.units as usize)?;
         let seg = Arc::new(seg);
         Ok(Arc::new(Store {
             lock: SharedRef::new(Arc::clone(&seg), 0)?,
@@ -80,6 +81,26 @@ impl Store {
 
     pub fn segment(&self) -> &Arc<Segment> {
         self.lock.segment()
+    }
+
+    /// The arena as words: what lock-free readers copy, and how writers store entries (so a
+    /// reader racing a writer is never a data race; the sequence number tells it to retry).
+    pub fn arena_words(&self) -> &[AtomicU64] {
+        // SAFETY: `arena` was checked by `Segment::ptr` to hold `units` aligned words inside the
+        // mapping, which `self` keeps alive; atomics may be shared with other processes.
+        unsafe { std::slice::from_raw_parts(self.arena.as_ptr(), self.geometry.units as usize) }
+    }
+
+    pub fn ctl(&self) -> &Control {
+        &self.ctl
+    }
+
+    /// The slot tables' words.
+    pub fn table_words(&self) -> &[AtomicU64] {
+        let words = self.geometry.table_words() as usize;
+        // SAFETY: `table` was checked by `Segment::ptr` to hold `words` aligned words inside
+        // the mapping, which `self` keeps alive; atomics may be shared with other processes.
+        unsafe { std::slice::from_raw_parts(self.table.as_ptr(), words) }
     }
 
     /// Entries right now (a snapshot, no lock).
@@ -104,7 +125,7 @@ impl Store {
             _guard: guard,
             store: self,
         };
-        if died || locked.journal_active() {
+        if died || locked.journal_active() || locked.seq_odd() {
             // Whatever the outcome of the repair, the caller learns of the death once.
             locked.recover()?;
             return Err(CollectionError::OwnerDied);
@@ -139,10 +160,7 @@ impl<'a> Locked<'a> {
 
     /// The slot table's words.
     pub fn table(&self) -> &'a [AtomicU64] {
-        let words = self.store.geometry.table_words() as usize;
-        // SAFETY: `table` was checked by `Segment::ptr` to hold `words` aligned words inside
-        // the mapping, which `store` keeps alive; atomics may be shared with other processes.
-        unsafe { std::slice::from_raw_parts(self.store.table.as_ptr(), words) }
+        self.store.table_words()
     }
 
     /// The arena's allocation bitmap.
@@ -155,24 +173,26 @@ impl<'a> Locked<'a> {
     /// The arena's bytes `[at, at + len)`, or a corruption error if out of range.
     pub fn arena(&self, at: usize, len: usize) -> Result<&[u8], CollectionError> {
         self.check_arena(at, len)?;
+        let base = self.store.arena.as_ptr().cast::<u8>();
         // SAFETY: in range (checked above) of the arena checked by `Segment::ptr`; the lock is
         // held, so no cooperating process writes these bytes while the borrow lives (it cannot
-        // outlive `self`).
-        Ok(unsafe { std::slice::from_raw_parts(self.store.arena.as_ptr().add(at), len) })
+        // outlive `self`, and writes need `&mut self`); lock-free readers only read them.
+        Ok(unsafe { std::slice::from_raw_parts(base.add(at), len) })
     }
 
-    /// Copies `bytes` into the arena at `at`.
-    pub fn write_arena(&mut self, at: usize, bytes: &[u8]) -> Result<(), CollectionError> {
-        self.check_arena(at, bytes.len())?;
-        // SAFETY: in range (checked above); the lock is held, so no one else reads or writes
-        // these bytes now; `&mut self` means no slice from `arena` is alive, so `bytes` is
-        // private memory that cannot overlap the mapping.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                bytes.as_ptr(),
-                self.store.arena.as_ptr().add(at),
-                bytes.len(),
-            );
+    /// Stores `words` into the arena from unit `start` on (atomically: lock-free readers may
+    /// be copying them).
+    pub fn write_units(
+        &mut self,
+        start: usize,
+        words: impl ExactSizeIterator<Item = u64>,
+    ) -> Result<(), CollectionError> {
+        let arena = self.store.arena_words();
+        let slots = arena
+            .get(start..start.saturating_add(words.len()))
+            .ok_or_else(|| corrupt(format!("arena units from {start} out of bounds")))?;
+        for (slot, word) in slots.iter().zip(words) {
+            slot.store(word, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -195,7 +215,7 @@ impl Drop for Locked<'_> {
     fn drop(&mut self) {
         // An operation that returned early (or unwound) between publishing its journal record
         // and committing it: undo it before the lock is released.
-        if self.journal_active() {
+        if self.journal_active() || self.seq_odd() {
             let _ = self.recover();
         }
     }

@@ -133,6 +133,8 @@ impl<'a> Locked<'a> {
         let (active, _) = self.table_state();
         let other = active ^ 1;
         let buckets = self.geometry().buckets as usize;
+        // A lock-free reader may still be probing the other table from before the last flip.
+        self.write_begin();
         for i in 0..buckets {
             let (t, l) = self.bucket(other, i);
             t.store(EMPTY, Ordering::Relaxed);
@@ -156,6 +158,7 @@ impl<'a> Locked<'a> {
         test_hooks::step();
         std::sync::atomic::compiler_fence(Ordering::SeqCst);
         self.ctl().table_state.store(other, Ordering::Release);
+        self.write_end();
         Ok(())
     }
 }
