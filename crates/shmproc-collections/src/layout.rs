@@ -17,6 +17,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use shmproc_shm::{AtomicShareable, Kind, OpenOptions, Segment, SegmentError, Spec, TypeInfo};
 use shmproc_sync::RawLock;
 
+/// Arena bytes per entry that [`SharedMap::new`](crate::SharedMap::new) and
+/// [`SharedVec::new`](crate::SharedVec::new) reserve.
+pub const DEFAULT_BYTES_PER_ENTRY: usize = 128;
 /// Bytes of one arena unit (allocation granule).
 pub(crate) const UNIT: usize = 8;
 /// Bytes of an entry's header in the arena (key length, value length).

@@ -51,6 +51,7 @@ mod codec;
 #[cfg(test)]
 mod corrupt_tests;
 mod error;
+mod impls;
 mod journal;
 mod layout;
 mod map;
@@ -63,6 +64,7 @@ pub mod test_hooks;
 mod vec;
 
 pub use error::CollectionError;
-pub use map::{SharedMap, DEFAULT_BYTES_PER_ENTRY};
+pub use layout::DEFAULT_BYTES_PER_ENTRY;
+pub use map::SharedMap;
 pub use shmproc_shm::OpenOptions;
 pub use vec::SharedVec;

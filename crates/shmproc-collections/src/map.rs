@@ -1,6 +1,5 @@
 //! `SharedMap<K, V>`: a hash map in one shared segment.
 
-use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,15 +9,11 @@ use serde::Serialize;
 use shmproc_shm::{Kind, OpenOptions, SegmentError};
 
 use crate::codec::{decode, with_encoded};
-use crate::layout::{type_info, Geometry};
+use crate::layout::{type_info, Geometry, DEFAULT_BYTES_PER_ENTRY};
 use crate::read::{Lookup, READ_BUF};
 use crate::store::Store;
 use crate::table::hash;
 use crate::CollectionError;
-
-/// Arena bytes per entry that [`SharedMap::new`] and [`SharedVec::new`](crate::SharedVec::new)
-/// reserve.
-pub const DEFAULT_BYTES_PER_ENTRY: usize = 128;
 
 /// A hash map shared by processes, in place of Python's `Manager().dict()`: keys and values
 /// are stored serialized (postcard) in one shared segment, so an access is a lock and a copy,
@@ -60,9 +55,9 @@ pub const DEFAULT_BYTES_PER_ENTRY: usize = 128;
 /// (`get` and `contains_key` take the lock only when they must: while a mutation is under way,
 /// or was left half done, they do.)
 pub struct SharedMap<K, V> {
-    store: Arc<Store>,
-    timeout: Option<Duration>,
-    _types: PhantomData<Types<K, V>>,
+    pub(crate) store: Arc<Store>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) _types: PhantomData<Types<K, V>>,
 }
 
 /// Keys and values only cross as bytes: the handle is Send + Sync whatever `K` and `V` are.
@@ -169,7 +164,7 @@ impl<K, V> SharedMap<K, V> {
         &self.store
     }
 
-    fn from_store(store: Arc<Store>) -> Self {
+    pub(crate) fn from_store(store: Arc<Store>) -> Self {
         SharedMap {
             store,
             timeout: None,
@@ -453,41 +448,5 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> SharedMap
             out.push(each(k, v)?);
         }
         Ok(out)
-    }
-}
-
-impl<K, V> Clone for SharedMap<K, V> {
-    fn clone(&self) -> Self {
-        SharedMap {
-            store: Arc::clone(&self.store),
-            timeout: self.timeout,
-            _types: PhantomData,
-        }
-    }
-}
-
-impl<K, V> fmt::Debug for SharedMap<K, V> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SharedMap")
-            .field("name", &self.name())
-            .field("len", &self.len())
-            .field("capacity", &self.capacity())
-            .field("arena_bytes", &self.arena_bytes())
-            .finish()
-    }
-}
-
-/// A map can be an argument or result of a spawned entry or Pool task: an anonymous one
-/// travels as a file descriptor (only there), a named one by name; the receiver validates it.
-impl<K, V> Serialize for SharedMap<K, V> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.store.segment().serialize_handle(serializer)
-    }
-}
-
-impl<'de, K, V> serde::Deserialize<'de> for SharedMap<K, V> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let store = Store::deserialize(deserializer, Kind::Map, type_info::<(K, V)>())?;
-        Ok(Self::from_store(store))
     }
 }

@@ -1,6 +1,5 @@
 //! `SharedVec<T>`: a growable list in one shared segment.
 
-use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,8 +9,7 @@ use serde::Serialize;
 use shmproc_shm::{Kind, OpenOptions, SegmentError};
 
 use crate::codec::{decode, encode, with_encoded};
-use crate::layout::{type_info, Geometry};
-use crate::map::DEFAULT_BYTES_PER_ENTRY;
+use crate::layout::{type_info, Geometry, DEFAULT_BYTES_PER_ENTRY};
 use crate::store::Store;
 use crate::CollectionError;
 
@@ -48,9 +46,9 @@ use crate::CollectionError;
 /// list as it was before that call or after it. The next call undoes a half-done one and
 /// returns [`CollectionError::OwnerDied`] once without doing its own operation: retry it.
 pub struct SharedVec<T> {
-    store: Arc<Store>,
-    timeout: Option<Duration>,
-    _types: PhantomData<fn(T) -> T>,
+    pub(crate) store: Arc<Store>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) _types: PhantomData<fn(T) -> T>,
 }
 
 impl<T> SharedVec<T> {
@@ -143,7 +141,7 @@ impl<T> SharedVec<T> {
         &self.store
     }
 
-    fn from_store(store: Arc<Store>) -> Self {
+    pub(crate) fn from_store(store: Arc<Store>) -> Self {
         SharedVec {
             store,
             timeout: None,
@@ -362,41 +360,5 @@ impl<T: Serialize + DeserializeOwned> SharedVec<T> {
             out.push(decode(locked.entry(range)?.1)?);
         }
         Ok(out)
-    }
-}
-
-impl<T> Clone for SharedVec<T> {
-    fn clone(&self) -> Self {
-        SharedVec {
-            store: Arc::clone(&self.store),
-            timeout: self.timeout,
-            _types: PhantomData,
-        }
-    }
-}
-
-impl<T> fmt::Debug for SharedVec<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SharedVec")
-            .field("name", &self.name())
-            .field("len", &self.len())
-            .field("capacity", &self.capacity())
-            .field("arena_bytes", &self.arena_bytes())
-            .finish()
-    }
-}
-
-/// Passable to spawned entries and Pool tasks like every shared handle (see
-/// [`SharedMap`](crate::SharedMap)'s impl).
-impl<T> Serialize for SharedVec<T> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.store.segment().serialize_handle(serializer)
-    }
-}
-
-impl<'de, T> serde::Deserialize<'de> for SharedVec<T> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let store = Store::deserialize(deserializer, Kind::List, type_info::<T>())?;
-        Ok(Self::from_store(store))
     }
 }
