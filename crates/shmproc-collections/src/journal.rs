@@ -16,6 +16,10 @@
 //! A crash can only come between two stores of this process; the compiler fences keep the
 //! record's stores before the first change (the CPU retires stores in order, and a killed
 //! process's retired stores all reach memory).
+//!
+//! The sequence number lock-free readers check (see `read`) is odd from just after the record
+//! is published until just after it is retired, and during recovery: a reader never keeps a
+//! copy of a state that recovery could still undo.
 
 use std::sync::atomic::{compiler_fence, fence, Ordering};
 

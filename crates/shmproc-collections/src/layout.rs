@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! payload offset  0  RawLock (one cache line)
-//!                64  Control: geometry, len, table state, allocation hint, the journal
+//!                64  Control: geometry, len, table state, allocation hint, reader sequence
+//!                    number, the journal
 //!                    slot table: map: 2 tables x buckets x (tag, location) words
 //!                                vec: capacity location words
 //!                    bitmap: one bit per 8-byte arena unit (1 = in use)
