@@ -64,6 +64,9 @@
 //! | `p.join()`, `p.join(timeout)` | [`p.join()`](Process::join), [`p.join_timeout(d)`](Process::join_timeout) |
 //! | `p.terminate()`, `p.kill()`, `p.is_alive()` | the same names on [`Process`] |
 //! | `cpu_count()`, `current_process()` | [`cpu_count()`], [`current_process()`] |
+//! | `Process(target=f, name=..., daemon=True)` | [`Process::builder().name(..).daemon(true).fork(f)`](ProcessBuilder) (or `.spawn(f, x)`) |
+//! | `p.exitcode` | [`p.exit_code()`](Process::exit_code) (`None` running, `-9` after SIGKILL) |
+//! | `active_children()`, `parent_process()` | [`active_children()`], [`parent_process()`] |
 //! | `RLock()`, `Semaphore(3)`, `BoundedSemaphore(3)` | [`RLock::new()`](RLock::new), [`Semaphore::new(3)`](Semaphore::new), [`BoundedSemaphore::new(3)`](BoundedSemaphore::new) |
 //! | `Event()`: `set`, `clear`, `is_set`, `wait(timeout)` | [`Event`]: the same names, [`wait_timeout`](Event::wait_timeout) |
 //! | `Condition()`: `wait`, `wait_for`, `notify`, `notify_all` | [`Condition`]: [`wait`](Condition::wait), [`wait_while`](Condition::wait_while), [`notify_one`](Condition::notify_one), [`notify_all`](Condition::notify_all) |
@@ -81,8 +84,8 @@
 pub use shmproc_channel::{Connection, Pipe, Queue, Receiver, RecvError, SendError, Sender};
 pub use shmproc_macros::entry;
 pub use shmproc_process::{
-    as_completed, cpu_count, current_process, AsCompleted, Entry, Pool, Process, ProcessError,
-    ProcessInfo, Task, WorkerKind, PANIC_EXIT_CODE,
+    active_children, as_completed, cpu_count, current_process, parent_process, AsCompleted, Entry,
+    Pool, Process, ProcessBuilder, ProcessError, ProcessInfo, Task, WorkerKind, PANIC_EXIT_CODE,
 };
 pub use shmproc_shm::{Kind, OpenOptions, SegmentError, Shareable};
 pub use shmproc_sync::{

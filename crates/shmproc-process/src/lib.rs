@@ -16,6 +16,8 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+mod builder;
+mod children;
 mod current;
 mod entry;
 mod error;
@@ -30,7 +32,9 @@ mod sys;
 mod transport;
 mod worker;
 
-pub use current::{cpu_count, current_process, ProcessInfo};
+pub use builder::ProcessBuilder;
+pub use children::active_children;
+pub use current::{cpu_count, current_process, parent_process, ProcessInfo};
 pub use entry::Entry;
 pub use error::ProcessError;
 pub use pool::{as_completed, AsCompleted, Pool, Task, WorkerKind};
