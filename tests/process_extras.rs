@@ -132,8 +132,11 @@ fn exit_code_is_none_while_running_then_the_code() {
     assert_eq!(join_bounded(&p, "exit_with").code(), Some(3));
     assert_eq!(p.exit_code(), Some(3));
 
-    // SAFETY (in the child): `_exit` ends the process at once.
-    let forked = Process::fork(|| unsafe { libc::_exit(7) }).unwrap();
+    let forked = Process::fork(|| {
+        // SAFETY: `_exit` has no preconditions; it ends the (child) process at once.
+        unsafe { libc::_exit(7) }
+    })
+    .unwrap();
     assert_eq!(join_bounded(&forked, "_exit(7)").code(), Some(7));
     assert_eq!(forked.exit_code(), Some(7));
 }
