@@ -292,6 +292,24 @@ fn dropping_a_daemon_handle_stops_and_reaps_it() {
     }
 }
 
+#[test]
+fn a_fork_child_neither_lists_nor_stops_its_parents_daemons() {
+    let daemon = Process::builder().daemon(true).fork(sleep_long).unwrap();
+    let pid = daemon.pid();
+    // The child inherits a copy of our list of children; leaving at its end (which stops its
+    // own daemons) must not touch ours.
+    let child = Process::fork(move || {
+        assert!(!active_children().iter().any(|c| c.pid == pid));
+        let own = Process::builder().daemon(true).fork(sleep_long).unwrap();
+        assert_eq!(active_children().len(), 1);
+        std::mem::forget(own); // stopped as the child leaves
+    })
+    .unwrap();
+    assert!(join_bounded(&child, "child").success());
+    assert!(daemon.is_alive());
+    assert!(active_children().iter().any(|c| c.pid == pid));
+}
+
 /// Runs [`parent_of_daemon`] ending as told; the parent's status and its daemon's pid.
 fn run_parent_of_daemon(ending: Ending) -> (Process, u32) {
     become_subreaper();

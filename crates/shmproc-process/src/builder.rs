@@ -67,7 +67,8 @@ impl ProcessBuilder {
     /// drops, and when this process exits normally (returns from `main`, calls
     /// `std::process::exit`, returns from a `Process::fork` closure or finishes a spawned
     /// entry). If this process dies any other way (a signal), the daemon notices and kills
-    /// itself, as pool workers do. Dropping the handle may thus wait up to a few seconds.
+    /// itself, as pool workers do. Dropping the handle may thus wait up to a few seconds (and
+    /// moving it into a [`Process::fork`] closure drops it here: the daemon is stopped).
     ///
     /// Unlike Python, a daemon may start children of its own: its daemons and pool workers die
     /// with it, however it ends; its other children live on, as any process's do.

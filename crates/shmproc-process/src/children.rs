@@ -163,6 +163,15 @@ impl Child {
         }
     }
 
+    /// Whether the child may still run: not reaped, or unknown (someone else reaps our
+    /// children: SIGCHLD ignored) but then only with a pidfd, which is safe to signal.
+    fn may_run(&self) -> bool {
+        match self.poll_status() {
+            Ok(status) => status.is_none(),
+            Err(_) => self.pidfd.is_some(),
+        }
+    }
+
     fn is_ours(&self) -> bool {
         self.parent == std::process::id()
     }
@@ -180,7 +189,7 @@ pub(crate) fn stop(children: &[Arc<Child>]) {
     for (signal, wait) in [(sys::SIGTERM, GRACE), (sys::SIGKILL, KILL_WAIT)] {
         let running: Vec<_> = ours
             .iter()
-            .filter(|c| matches!(c.poll_status(), Ok(None)) && c.signal(signal).is_ok())
+            .filter(|c| c.may_run() && c.signal(signal).is_ok())
             .collect();
         let deadline = Instant::now() + wait;
         running.iter().for_each(|c| drop(c.wait_exit(deadline)));

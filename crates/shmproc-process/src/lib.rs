@@ -1,7 +1,8 @@
 //! Child processes for shmproc: [`Process::fork`] runs a closure in a forked child,
 //! [`Process::spawn`] runs a registered entry in a fresh copy of the program and returns its
 //! result, and [`Pool`] runs many tasks on a few worker processes — like Python's
-//! `multiprocessing.Process` and `Pool`.
+//! `multiprocessing.Process` and `Pool`. [`Process::builder`] names a child or makes it a
+//! daemon; [`active_children`] and [`parent_process`] tell a process about its family.
 //!
 //! # Examples
 //! ```
