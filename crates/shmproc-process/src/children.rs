@@ -299,23 +299,31 @@ extern "C" fn unlock_after_fork() {
 /// Runs `f` on this process's list under its lock, waiting for the lock as long as it takes
 /// (nobody holds it for long); `f` returns a result and children to drop after unlocking.
 fn with_list<R>(f: impl FnOnce(&mut Vec<Arc<Child>>) -> (R, Vec<Arc<Child>>)) -> R {
-    try_with_list(u32::MAX, f).unwrap_or_else(|| unreachable!("waits for the lock"))
+    locked(None, f).unwrap_or_else(|| unreachable!("waits for the lock"))
 }
 
-/// Like [`with_list`], giving up (`None`) after `tries` attempts at the lock (`u32::MAX`:
-/// never gives up).
+/// Like [`with_list`], giving up (`None`) after `tries` attempts at the lock.
 fn try_with_list<R>(
     tries: u32,
+    f: impl FnOnce(&mut Vec<Arc<Child>>) -> (R, Vec<Arc<Child>>),
+) -> Option<R> {
+    locked(Some(tries), f)
+}
+
+/// Takes the lock (giving up after `tries` attempts, if given), adopts the list if it is a
+/// copy inherited from a parent (see the module docs), runs `f`, unlocks.
+fn locked<R>(
+    tries: Option<u32>,
     f: impl FnOnce(&mut Vec<Arc<Child>>) -> (R, Vec<Arc<Child>>),
 ) -> Option<R> {
     // Unsupported targets only fail: they cannot fork, so there is no child to protect.
     shmproc_shm::register_once(&FORK_HANDLERS, || {
         sys::at_fork(lock_before_fork, unlock_after_fork, unlock_after_fork).is_ok()
     });
-    let mut attempt = 0;
+    let mut attempts = 0_u32;
     while !try_lock_list() {
-        attempt += 1;
-        if tries != u32::MAX && attempt >= tries {
+        attempts += 1;
+        if tries.is_some_and(|tries| attempts >= tries) {
             return None;
         }
         std::thread::yield_now();

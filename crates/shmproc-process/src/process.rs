@@ -189,9 +189,9 @@ impl Process<()> {
 /// with its parent (see `children`), and exits with 1 at once if the parent is already gone.
 #[allow(clippy::box_collection)] // see `set_current_name`
 fn run_child<F: FnOnce()>(name: Box<String>, parent: (u32, Box<String>), daemon: bool, f: F) -> ! {
-    let parent_pid = parent.0;
+    let (parent_pid, parent_name) = parent;
     set_current_name(name);
-    set_forked_from(parent.0, parent.1);
+    set_forked_from(parent_pid, parent_name);
     owner_ends::release_inherited();
     let code = if daemon && !die_with(parent_pid) {
         1
