@@ -19,17 +19,17 @@
 //!
 //! The list is owned by one process: a fork child inherits a copy of it, which it drops unused
 //! the first time it looks (so it never stops or lists its parent's children). Its lock is a
-//! spin lock held across `fork` by at-fork handlers, not a `Mutex`, which another thread could
-//! hold at the moment of a fork, leaving it locked forever in the child. Nobody blocks while
-//! holding it.
+//! [`ForkLock`], not a `Mutex`, which another thread could hold at the moment of a fork,
+//! leaving it locked forever in the child. Nobody blocks while holding it.
 
-use std::cell::UnsafeCell;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 use std::process::ExitStatus;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+use shmproc_shm::{ForkLock, ForkLockGuard};
 
 use crate::current::ProcessInfo;
 use crate::sys;
@@ -257,49 +257,13 @@ fn prune(children: &mut Vec<Arc<Child>>) -> (Vec<Arc<Child>>, Vec<Arc<Child>>) {
     (gone, orphans)
 }
 
-/// This process's children, behind a spin lock (see the module docs).
-struct List {
-    locked: AtomicBool,
-    /// The pid the list belongs to, and its children.
-    inner: UnsafeCell<(u32, Vec<Arc<Child>>)>,
-}
-
-// SAFETY: `inner` is only touched by the thread that holds `locked` (acquire/release pairs).
-unsafe impl Sync for List {}
-
-static LIST: List = List {
-    locked: AtomicBool::new(false),
-    inner: UnsafeCell::new((0, Vec::new())),
-};
-/// Whether the at-fork handlers are registered.
-static FORK_HANDLERS: AtomicU32 = AtomicU32::new(0);
-
-fn try_lock_list() -> bool {
-    LIST.locked
-        .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-        .is_ok()
-}
-
-fn unlock_list() {
-    LIST.locked.store(false, Ordering::Release);
-}
-
-extern "C" fn lock_before_fork() {
-    while !try_lock_list() {
-        std::thread::yield_now();
-    }
-}
-
-extern "C" fn unlock_after_fork() {
-    // In the parent: release the lock taken before the fork. In the child: the forking thread
-    // (the child's only thread) took it, so the list is consistent; release it.
-    unlock_list();
-}
+/// This process's children, and the pid they belong to (see the module docs).
+static LIST: ForkLock<(u32, Vec<Arc<Child>>)> = ForkLock::new((0, Vec::new()));
 
 /// Runs `f` on this process's list under its lock, waiting for the lock as long as it takes
 /// (nobody holds it for long); `f` returns a result and children to drop after unlocking.
 fn with_list<R>(f: impl FnOnce(&mut Vec<Arc<Child>>) -> (R, Vec<Arc<Child>>)) -> R {
-    locked(None, f).unwrap_or_else(|| unreachable!("waits for the lock"))
+    run_locked(LIST.lock(), f)
 }
 
 /// Like [`with_list`], giving up (`None`) after `tries` attempts at the lock.
@@ -307,29 +271,16 @@ fn try_with_list<R>(
     tries: u32,
     f: impl FnOnce(&mut Vec<Arc<Child>>) -> (R, Vec<Arc<Child>>),
 ) -> Option<R> {
-    locked(Some(tries), f)
+    LIST.lock_within(tries).map(|list| run_locked(list, f))
 }
 
-/// Takes the lock (giving up after `tries` attempts, if given), adopts the list if it is a
-/// copy inherited from a parent (see the module docs), runs `f`, unlocks.
-fn locked<R>(
-    tries: Option<u32>,
+/// Adopts the list if it is a copy inherited from a parent (see the module docs), runs `f`,
+/// unlocks, then drops what `f` handed back.
+fn run_locked<R>(
+    mut list: ForkLockGuard<(u32, Vec<Arc<Child>>)>,
     f: impl FnOnce(&mut Vec<Arc<Child>>) -> (R, Vec<Arc<Child>>),
-) -> Option<R> {
-    // Unsupported targets only fail: they cannot fork, so there is no child to protect.
-    shmproc_shm::register_once(&FORK_HANDLERS, || {
-        sys::at_fork(lock_before_fork, unlock_after_fork, unlock_after_fork).is_ok()
-    });
-    let mut attempts = 0_u32;
-    while !try_lock_list() {
-        attempts += 1;
-        if tries.is_some_and(|tries| attempts >= tries) {
-            return None;
-        }
-        std::thread::yield_now();
-    }
-    // SAFETY: we hold the lock, so no other thread touches the list until `unlock_list`.
-    let (owner, children) = unsafe { &mut *LIST.inner.get() };
+) -> R {
+    let (owner, children) = &mut *list;
     let me = std::process::id();
     // A fork child's copy of its parent's list: not ours to list or stop.
     let inherited = if *owner == me {
@@ -339,9 +290,9 @@ fn locked<R>(
         std::mem::take(children)
     };
     let (result, to_drop) = f(children);
-    unlock_list();
+    drop(list);
     drop((inherited, to_drop));
-    Some(result)
+    result
 }
 
 /// Locks `mutex`, ignoring poisoning (what it guards stays consistent across a panic).

@@ -10,6 +10,3 @@ pub(crate) use linux::*;
 mod unsupported;
 #[cfg(not(target_os = "linux"))]
 pub(crate) use unsupported::*;
-
-/// `atfork` handlers (shared with the segment layer's seam).
-pub(crate) use shmproc_shm::sys::at_fork;
