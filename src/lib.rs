@@ -70,7 +70,7 @@
 //! | `Barrier(n)`: `wait`, `abort`, `reset` | [`Barrier`]: the same names; a dead participant breaks it instead of hanging |
 //! | `Queue()`, `q.put(x)`, `q.get(timeout=1)` | [`Queue::new()`](Queue::new), [`q.put(&x)?`](Queue::put), [`q.get_timeout(d)?`](Queue::get_timeout) |
 //! | `q.close()` (this process puts no more) | [`q.close()`](Queue::close); later puts from it fail with [`SendError::Closed`] |
-//! | `q.shutdown()` (3.13: ends the queue everywhere) | [`q.shutdown()`](Queue::shutdown); drained gets then fail with [`RecvError::Disconnected`] |
+//! | `q.shutdown()` (`queue.Queue`, 3.13: ends the queue for everyone) | [`q.shutdown()`](Queue::shutdown); drained gets then fail with [`RecvError::Disconnected`] |
 //! | `q.qsize()` (approximate), `q.empty()` | [`q.len()`](Queue::len) (exact), [`q.is_empty()`](Queue::is_empty) |
 //! | `JoinableQueue()`, `task_done()`, `join()` | [`JoinableQueue::new()`](JoinableQueue::new), [`jq.task_done()?`](JoinableQueue::task_done), [`jq.join()?`](JoinableQueue::join) / [`join_timeout(d)`](JoinableQueue::join_timeout) |
 //! | `SimpleQueue()`: `put`, `get`, `empty`, `close` | [`SimpleQueue::new()`](SimpleQueue::new): [`put`](SimpleQueue::put), [`get`](SimpleQueue::get), [`is_empty`](SimpleQueue::is_empty), [`close`](SimpleQueue::close) |

@@ -307,6 +307,36 @@ fn a_task_in_this_process_hands_is_not_reported_lost() {
     jq.join_timeout(BOUND).unwrap();
 }
 
+#[test]
+fn a_named_joinable_queue_is_joined_across_processes_and_type_checked() {
+    let name = common::unique("jq-named");
+    let jq: JoinableQueue<u32> = JoinableQueue::create_with_capacity(&name, 4096).unwrap();
+    assert!(
+        Queue::<u32>::open(&name).is_err(),
+        "a plain queue of the name"
+    );
+    assert!(
+        JoinableQueue::<u64>::open(&name).is_err(),
+        "another message type"
+    );
+    let child_name = name.clone();
+    let child = Process::fork(move || {
+        let mine: JoinableQueue<u32> = JoinableQueue::open(&child_name).unwrap();
+        for _ in 0..3 {
+            mine.get_timeout(BOUND).unwrap();
+            mine.task_done().unwrap();
+        }
+    })
+    .unwrap();
+    for n in 0..3 {
+        jq.put(&n).unwrap();
+    }
+    jq.join_timeout(BOUND).unwrap();
+    assert!(join_bounded(&child, "child").success());
+    drop(jq);
+    common::assert_no_leftovers("jq-named");
+}
+
 #[shmproc::entry]
 fn simple_echo(sq: SimpleQueue<String>) {
     let got = sq.get_timeout(BOUND).unwrap();

@@ -8,13 +8,6 @@
 //! minus `done`. So a put needs no extra work, a put through the plain [`Queue`] this derefs
 //! to counts too, and no consumer can take an item before it is counted. `task_done` raises
 //! `done` with a compare-and-swap that refuses to pass the put count, then wakes joiners.
-//!
-//! | who | how they leave | what a joiner sees |
-//! |---|---|---|
-//! | a consumer marks every item it got done | — | `join` returns once the last `task_done` lands |
-//! | a consumer dies (SIGKILL) after `get`, before `task_done` | dies | `join` fails with [`TaskError::PeerDied`] once the queue is empty and every other holder is gone; while another process still holds the queue, `join` waits: use `join_timeout` |
-//! | a consumer leaves (drop, exit) without `task_done` | leaves | `join` waits (as Python): use `join_timeout` |
-//! | a producer dies between counting its put and publishing it (a few instructions under its lock) | dies | that task can never be done: `join` waits, `join_timeout` bounds it |
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -64,11 +57,19 @@ struct Joinable<T>(PhantomData<T>);
 /// [`task_done`](JoinableQueue::task_done), in any process, finishes one;
 /// [`join`](JoinableQueue::join) waits until none is left.
 ///
+/// # When a consumer dies
 /// A consumer that dies after `get` but before `task_done` leaves its task unfinished. `join`
 /// reports it ([`TaskError::PeerDied`]) only once nobody else can finish it: the queue is
-/// empty and every other process that held it is gone. Otherwise `join` waits, so use
-/// [`join_timeout`](JoinableQueue::join_timeout) when consumers may be killed (see the table in
-/// this module's source for every case).
+/// empty, every other process that held it is gone, and this process holds fewer taken,
+/// unfinished tasks than are unfinished. Otherwise `join` waits, so use
+/// [`join_timeout`](JoinableQueue::join_timeout) when consumers may be killed.
+///
+/// | who | how they leave | what a joiner sees |
+/// |---|---|---|
+/// | a consumer marks every item it got done | — | `join` returns once the last `task_done` lands |
+/// | a consumer dies (SIGKILL) after `get`, before `task_done` | dies | `join` fails with [`TaskError::PeerDied`] once the queue is empty and every other holder is gone; while another process still holds the queue, `join` waits: use `join_timeout` |
+/// | a consumer leaves (drop, exit) without `task_done` | leaves | `join` waits (as Python): use `join_timeout` |
+/// | a producer dies between counting its put and publishing it (a few instructions under its lock) | dies | that task can never be done: `join` waits, `join_timeout` bounds it |
 ///
 /// # Examples
 /// ```

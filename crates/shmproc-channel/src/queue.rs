@@ -4,19 +4,16 @@ use std::marker::PhantomData;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use std::sync::Arc;
 
 use shmproc_shm::{Kind, Segment, SegmentError, SharedRef, TypeInfo};
 
-use crate::codec;
 use crate::end::{EndLocal, EndState, Hold};
-use crate::error::{RecvError, SendError, Stop};
+#[cfg(doc)] // named by the docs only
+use crate::error::{RecvError, SendError};
 use crate::layout::{self, SPIN_BUDGET};
 use crate::record;
 use crate::ring::{self, Deadline, Ring, WaitPolicy, HEADER};
-use crate::scratch::Landing;
 use crate::transfer;
 
 /// Pause between polls of a waiting queue side: long enough that a fast consumer lets a few
@@ -52,8 +49,8 @@ const MEMBERS: usize = std::mem::size_of::<EndState>();
 /// # Endings and failures
 /// - [`close`](Queue::close) is per process (Python's `Queue.close`): later puts from this
 ///   process fail with [`SendError::Closed`]; other processes put and get as before.
-/// - [`shutdown`](Queue::shutdown) is global (Python 3.13's `shutdown`): puts everywhere fail
-///   with [`SendError::Disconnected`]; consumers drain what is left, then get
+/// - [`shutdown`](Queue::shutdown) is global (like `queue.Queue.shutdown`, Python 3.13): puts
+///   everywhere fail with [`SendError::Disconnected`]; consumers drain what is left, then get
 ///   [`RecvError::Disconnected`]; blocked calls in every process wake up.
 /// - **Left by everyone else.** A queue tracks the processes that hold a handle (created,
 ///   opened, received, or inherited through `fork`; up to
@@ -79,12 +76,12 @@ const MEMBERS: usize = std::mem::size_of::<EndState>();
 ///   [`RecvError::Corrupt`] / [`SendError::Corrupt`], never an access out of bounds.
 ///
 /// # Differences from Python
-/// - **`len` is exact.** [`len`](Queue::len) counts the messages whose `put` returned and that
-///   no `get` has taken yet, at the instant it reads two counters; Python's `qsize()` is
-///   approximate (and unimplemented on macOS). [`is_empty`](Queue::is_empty) is a snapshot too,
-///   but exact at that instant: there is no feeder thread, so a `put` that returned `Ok` is
-///   visible to every process at once, where Python's `empty()` can still say `True` after
-///   `put` returned.
+/// - **`len` is a count.** [`len`](Queue::len) is puts minus gets, from two counters kept
+///   under the producer and consumer locks: exact at the instant it reads them (a put or get
+///   finishing meanwhile may change it). Python's `qsize()` is approximate (and unimplemented
+///   on macOS). [`is_empty`](Queue::is_empty) is a snapshot too, but exact at that instant:
+///   there is no feeder thread, so a `put` that returned `Ok` is visible to every process at
+///   once, where Python's `empty()` can still say `True` after `put` returned.
 /// - **Capacity is in bytes, not items.** [`with_capacity(bytes)`](Queue::with_capacity)
 ///   sizes the ring (rounded up to a power of two); each message takes its postcard encoding
 ///   plus 8 bytes. Python's `Queue(maxsize)` counts items and is unbounded by default; this
@@ -95,8 +92,9 @@ const MEMBERS: usize = std::mem::size_of::<EndState>();
 ///   caller still has it (use a bigger queue, or a [`Pipe`](crate::Pipe), which streams any
 ///   size). Python pickles it into a pipe of unlimited length.
 /// - **`close` and `shutdown`.** `close` only stops this process's puts, like Python's; there
-///   is no feeder thread, hence nothing like `join_thread` / `cancel_join_thread`. `shutdown`
-///   is Python 3.13's `shutdown(immediate=False)`: what is queued is still delivered.
+///   is no feeder thread, hence nothing like `join_thread` / `cancel_join_thread`.
+///   `multiprocessing.Queue` has no `shutdown`; this one is `queue.Queue.shutdown(immediate=
+///   False)` of Python 3.13 across processes: what is queued is still delivered.
 /// - **Ending instead of hanging.** A `get` on a queue every other process has left returns
 ///   [`RecvError::Disconnected`] (or [`RecvError::PeerDied`]) where Python blocks forever.
 /// - Python's `put(block=False)` / `get(timeout=…)` are [`try_put`](Queue::try_put) /
@@ -223,7 +221,20 @@ impl<T> Queue<T> {
         (self.ring.capacity() - HEADER) as usize
     }
 
-    /// Messages in the queue right now (a snapshot).
+    /// Messages in the queue right now: puts counted minus gets counted, two counters each
+    /// side keeps under its lock. A count, not an estimate (unlike Python's `qsize`), but a
+    /// snapshot: a put or get finishing in another thread may change it at once.
+    ///
+    /// # Examples
+    /// ```
+    /// let q = shmproc_channel::Queue::<u8>::new()?;
+    /// q.put(&1)?;
+    /// q.put(&2)?;
+    /// assert_eq!(q.len(), 2); // no feeder thread: a returned put is already counted
+    /// q.get()?;
+    /// assert_eq!(q.len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn len(&self) -> usize {
         let ctl = self.ring.ctl();
         let put = ctl.put.count.load(Ordering::Acquire);
@@ -231,7 +242,8 @@ impl<T> Queue<T> {
         put.saturating_sub(got) as usize
     }
 
-    /// Whether the queue holds no message right now (a snapshot).
+    /// Whether the queue holds no published message right now (a snapshot of the ring's
+    /// indices; a message whose `put` returned `Ok` is published).
     pub fn is_empty(&self) -> bool {
         self.ring.len_hint() == 0
     }
@@ -277,10 +289,11 @@ impl<T> Queue<T> {
         self.me.puts_closed()
     }
 
-    /// Ends the queue for everyone (Python 3.13's `shutdown(immediate=False)`): puts in every
-    /// process fail from now on with [`SendError::Disconnected`]; gets drain what is queued,
-    /// then fail with [`RecvError::Disconnected`]; calls blocked in any process or thread wake
-    /// up. Every put that returned `Ok` before is still delivered. Cannot be undone.
+    /// Ends the queue for everyone (like Python 3.13's `queue.Queue.shutdown(immediate=False)`,
+    /// across processes): puts in every process fail from now on with
+    /// [`SendError::Disconnected`]; gets drain what is queued, then fail with
+    /// [`RecvError::Disconnected`]; calls blocked in any process or thread wake up. Every put
+    /// that returned `Ok` before is still delivered. Cannot be undone.
     ///
     /// # Examples
     /// ```
@@ -351,131 +364,11 @@ impl<T> Queue<T> {
     pub fn persist(&self) {
         self.ring.segment().persist();
     }
-
-    /// Appends `bytes` as one message, blocking while the queue is full.
-    ///
-    /// # Errors
-    /// [`SendError::TooLarge`], [`SendError::Closed`] (this process closed the queue),
-    /// [`SendError::Disconnected`] (shut down), [`SendError::Corrupt`].
-    pub fn put_bytes(&self, bytes: &[u8]) -> Result<(), SendError> {
-        Ok(self.put_raw(bytes, Deadline::Never)?)
-    }
-
-    /// Like [`put_bytes`](Queue::put_bytes), failing with [`SendError::Timeout`] after `timeout`.
-    ///
-    /// # Errors
-    /// As `put_bytes`, plus `Timeout`.
-    pub fn put_bytes_timeout(&self, bytes: &[u8], timeout: Duration) -> Result<(), SendError> {
-        Ok(self.put_raw(bytes, Deadline::after(timeout))?)
-    }
-
-    /// Like [`put_bytes`](Queue::put_bytes) without waiting: [`SendError::Full`] if no room.
-    ///
-    /// # Errors
-    /// As `put_bytes`, plus `Full`.
-    pub fn try_put_bytes(&self, bytes: &[u8]) -> Result<(), SendError> {
-        Ok(self.put_raw(bytes, Deadline::Now)?)
-    }
-
-    /// Takes the oldest message's bytes, blocking while the queue is empty.
-    ///
-    /// # Errors
-    /// [`RecvError::Disconnected`] once shut down and drained; [`RecvError::Corrupt`].
-    pub fn get_bytes(&self) -> Result<Vec<u8>, RecvError> {
-        self.get_vec(Deadline::Never)
-    }
-
-    /// Like [`get_bytes`](Queue::get_bytes), failing with [`RecvError::Timeout`] after `timeout`.
-    ///
-    /// # Errors
-    /// As `get_bytes`, plus `Timeout`.
-    pub fn get_bytes_timeout(&self, timeout: Duration) -> Result<Vec<u8>, RecvError> {
-        self.get_vec(Deadline::after(timeout))
-    }
-
-    /// Like [`get_bytes`](Queue::get_bytes) without waiting: [`RecvError::Empty`] if none.
-    ///
-    /// # Errors
-    /// As `get_bytes`, plus `Empty`.
-    pub fn try_get_bytes(&self) -> Result<Vec<u8>, RecvError> {
-        self.get_vec(Deadline::Now)
-    }
-
-    fn get_vec(&self, deadline: Deadline) -> Result<Vec<u8>, RecvError> {
-        let mut out = Vec::new();
-        self.get_into(deadline, &mut out)?;
-        Ok(out)
-    }
-
-    fn put_raw(&self, bytes: &[u8], deadline: Deadline) -> Result<(), Stop> {
-        record::put(&self.ring, Some(&self.me), self.policy, bytes, deadline)
-    }
-
-    fn get_into(&self, deadline: Deadline, out: &mut Vec<u8>) -> Result<(), Stop> {
-        record::take_into_vec(&self.ring, Some(&self.me), self.policy, deadline, out)
-    }
-
-    fn get_landed(&self, deadline: Deadline, out: &mut Landing) -> Result<(), Stop> {
-        record::take_into_landing(&self.ring, Some(&self.me), self.policy, deadline, out)
-    }
 }
 
-impl<T: Serialize> Queue<T> {
-    /// Appends `msg`, blocking while the queue is full.
-    ///
-    /// # Errors
-    /// [`SendError::TooLarge`] (nothing written), [`SendError::Closed`] (this process closed
-    /// the queue), [`SendError::Disconnected`] (shut down), [`SendError::Encode`],
-    /// [`SendError::Corrupt`]. `msg` is borrowed: it stays the caller's.
-    pub fn put(&self, msg: &T) -> Result<(), SendError> {
-        codec::with_encoded(msg, |b| Ok(self.put_raw(b, Deadline::Never)?))
-    }
-
-    /// Like [`put`](Queue::put), failing with [`SendError::Timeout`] after `timeout`.
-    ///
-    /// # Errors
-    /// As `put`, plus `Timeout`.
-    pub fn put_timeout(&self, msg: &T, timeout: Duration) -> Result<(), SendError> {
-        let deadline = Deadline::after(timeout);
-        codec::with_encoded(msg, |b| Ok(self.put_raw(b, deadline)?))
-    }
-
-    /// Like [`put`](Queue::put) without waiting: [`SendError::Full`] if there is no room.
-    ///
-    /// # Errors
-    /// As `put`, plus `Full`.
-    pub fn try_put(&self, msg: &T) -> Result<(), SendError> {
-        codec::with_encoded(msg, |b| Ok(self.put_raw(b, Deadline::Now)?))
-    }
-}
-
-impl<T: DeserializeOwned> Queue<T> {
-    /// Takes the oldest message, blocking while the queue is empty.
-    ///
-    /// # Errors
-    /// [`RecvError::Disconnected`] once shut down and drained; [`RecvError::Decode`] (the message
-    /// is consumed); [`RecvError::Corrupt`].
-    pub fn get(&self) -> Result<T, RecvError> {
-        codec::decode_landed(|l| Ok(self.get_landed(Deadline::Never, l)?))
-    }
-
-    /// Like [`get`](Queue::get), failing with [`RecvError::Timeout`] after `timeout`.
-    ///
-    /// # Errors
-    /// As `get`, plus `Timeout`.
-    pub fn get_timeout(&self, timeout: Duration) -> Result<T, RecvError> {
-        let deadline = Deadline::after(timeout);
-        codec::decode_landed(|l| Ok(self.get_landed(deadline, l)?))
-    }
-
-    /// Like [`get`](Queue::get) without waiting: [`RecvError::Empty`] if there is none.
-    ///
-    /// # Errors
-    /// As `get`, plus `Empty`.
-    pub fn try_get(&self) -> Result<T, RecvError> {
-        codec::decode_landed(|l| Ok(self.get_landed(Deadline::Now, l)?))
-    }
-}
+// Putting and getting: typed and bytes.
+#[path = "queue_io.rs"]
+mod io;
 
 // Clone, Debug and serde.
 #[path = "queue_traits.rs"]

@@ -1,6 +1,9 @@
 //! Unit tests of `Queue`: corrupt rings give errors, never crashes.
 
-use super::*;
+use std::sync::atomic::Ordering;
+
+use super::Queue;
+use crate::error::{RecvError, SendError};
 
 fn corrupt_then(
     set: impl Fn(&crate::ring::RingCtl),
