@@ -73,12 +73,20 @@ pub(crate) struct EndLocal {
     solo: bool,
     /// A queue closed for this process's puts (`Queue::close`); a forked child starts open.
     puts_closed: AtomicBool,
-    /// Records this process took from a queue, and tasks it marked done (`JoinableQueue`):
-    /// how many taken tasks it may still finish. A forked child starts at zero.
-    taken: AtomicU64,
-    done: AtomicU64,
+    /// Records this process took from a queue, and tasks it marked done (`JoinableQueue`).
+    tasks: TaskCounts,
     /// Sleepers on this end in this process (see `crate::watch`).
     pub watch: Watch,
+}
+
+/// How many tasks a process took from a queue and marked done: those it may still finish.
+/// Written by every `get`, so on a cache line of its own, away from the flags every `put`
+/// reads. A forked child starts at zero.
+#[repr(align(64))]
+#[derive(Default)]
+struct TaskCounts {
+    taken: AtomicU64,
+    done: AtomicU64,
 }
 
 impl EndLocal {
@@ -121,8 +129,7 @@ impl EndLocal {
             peer,
             solo,
             puts_closed: AtomicBool::new(false),
-            taken: AtomicU64::new(0),
-            done: AtomicU64::new(0),
+            tasks: TaskCounts::default(),
             watch: Watch::default(),
         });
         with_registry(|r| {
@@ -218,19 +225,19 @@ impl EndLocal {
     /// hot path).
     #[inline]
     pub fn note_taken(&self) {
-        let n = self.taken.load(Ordering::Relaxed);
-        self.taken.store(n.wrapping_add(1), Ordering::Relaxed);
+        let n = self.tasks.taken.load(Ordering::Relaxed);
+        self.tasks.taken.store(n.wrapping_add(1), Ordering::Relaxed);
     }
 
     /// Counts a task this process marked done.
     pub fn note_done(&self) {
-        self.done.fetch_add(1, Ordering::Relaxed);
+        self.tasks.done.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Tasks this process took and has not marked done (0 if it marked more done).
     pub fn tasks_in_hand(&self) -> u64 {
-        let taken = self.taken.load(Ordering::Relaxed);
-        taken.saturating_sub(self.done.load(Ordering::Relaxed))
+        let taken = self.tasks.taken.load(Ordering::Relaxed);
+        taken.saturating_sub(self.tasks.done.load(Ordering::Relaxed))
     }
 
     /// What a sleeper on this end should stop with, if anything: the peer end gone (pipes), or
@@ -409,8 +416,8 @@ extern "C" fn after_fork_child() {
         end.claimed.store(false, Ordering::Relaxed);
         // Closing is per process (Python's queue resets it after fork too).
         end.puts_closed.store(false, Ordering::Relaxed);
-        end.taken.store(0, Ordering::Relaxed);
-        end.done.store(0, Ordering::Relaxed);
+        end.tasks.taken.store(0, Ordering::Relaxed);
+        end.tasks.done.store(0, Ordering::Relaxed);
         end.state.acks.fetch_add(1, Ordering::AcqRel);
     }
 }
