@@ -7,7 +7,8 @@
 //! completed puts (kept by every put under the producer lock, before the record is published)
 //! minus `done`. So a put needs no extra work, a put through the plain [`Queue`] this derefs
 //! to counts too, and no consumer can take an item before it is counted. `task_done` raises
-//! `done` with a compare-and-swap that refuses to pass the put count, then wakes joiners.
+//! `done` with a compare-and-swap that refuses to pass the put count; the call that finishes the
+//! last task wakes the joiners.
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -174,17 +175,22 @@ impl<T> JoinableQueue<T> {
     pub fn task_done(&self) -> Result<(), TaskError> {
         let done = &self.tasks.done;
         let mut seen = done.load(Ordering::Acquire);
-        loop {
-            if seen >= self.puts() {
+        let puts = loop {
+            let puts = self.puts();
+            if seen >= puts {
                 return Err(TaskError::TooManyDone);
             }
             match done.compare_exchange_weak(seen, seen + 1, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => break,
+                Ok(_) => break puts,
                 Err(now) => seen = now,
             }
-        }
+        };
         self.queue.member().note_done();
-        wait::wake(&self.tasks.joiners);
+        // Only the call that finishes the last task wakes joiners: puts only grow, so the one
+        // that brings `done` up to the final put count saw that count before its swap.
+        if seen + 1 == puts {
+            wait::wake(&self.tasks.joiners);
+        }
         Ok(())
     }
 
