@@ -72,7 +72,11 @@
 //! | `Condition()`: `wait`, `wait_for`, `notify`, `notify_all` | [`Condition`]: [`wait`](Condition::wait), [`wait_while`](Condition::wait_while), [`notify_one`](Condition::notify_one), [`notify_all`](Condition::notify_all) |
 //! | `Barrier(n)`: `wait`, `abort`, `reset` | [`Barrier`]: the same names; a dead participant breaks it instead of hanging |
 //! | `Queue()`, `q.put(x)`, `q.get(timeout=1)` | [`Queue::new()`](Queue::new), [`q.put(&x)?`](Queue::put), [`q.get_timeout(d)?`](Queue::get_timeout) |
-//! | `q.close()`, `q.qsize()`, `q.empty()` | [`q.close()`](Queue::close), [`q.len()`](Queue::len), [`q.is_empty()`](Queue::is_empty) |
+//! | `q.close()` (this process puts no more) | [`q.close()`](Queue::close); later puts from it fail with [`SendError::Closed`] |
+//! | `q.shutdown()` (`queue.Queue`, 3.13: ends the queue for everyone) | [`q.shutdown()`](Queue::shutdown); drained gets then fail with [`RecvError::Disconnected`] |
+//! | `q.qsize()` (approximate), `q.empty()` | [`q.len()`](Queue::len) (exact), [`q.is_empty()`](Queue::is_empty) |
+//! | `JoinableQueue()`, `task_done()`, `join()` | [`JoinableQueue::new()`](JoinableQueue::new), [`jq.task_done()?`](JoinableQueue::task_done), [`jq.join()?`](JoinableQueue::join) / [`join_timeout(d)`](JoinableQueue::join_timeout) |
+//! | `SimpleQueue()`: `put`, `get`, `empty`, `close` | [`SimpleQueue::new()`](SimpleQueue::new): [`put`](SimpleQueue::put), [`get`](SimpleQueue::get), [`is_empty`](SimpleQueue::is_empty), [`close`](SimpleQueue::close) |
 //! | `a, b = Pipe()`, `a.send(x)`, `b.recv()`, `b.poll(t)` | [`Pipe::duplex()`](Pipe::duplex), [`a.send(&x)?`](Connection::send), [`b.recv()?`](Connection::recv), [`b.poll(d)?`](Connection::poll) |
 //! | `Pipe(duplex=False)` | [`Pipe::simplex()`](Pipe::simplex) → ([`Sender`], [`Receiver`]) |
 //! | a dead lock holder hangs everyone | [`LockError::OwnerDied`] for the next acquirer |
@@ -82,6 +86,7 @@
 //! `/dev/shm/shmproc.NAME`; the `shmproc` CLI lists (`ls`) and removes stale ones (`clean`).
 
 pub use shmproc_channel::{Connection, Pipe, Queue, Receiver, RecvError, SendError, Sender};
+pub use shmproc_channel::{JoinableQueue, SimpleQueue, TaskError};
 pub use shmproc_macros::entry;
 pub use shmproc_process::{
     active_children, as_completed, cpu_count, current_process, parent_process, AsCompleted, Entry,
