@@ -81,8 +81,9 @@
 pub use shmproc_channel::{Connection, Pipe, Queue, Receiver, RecvError, SendError, Sender};
 pub use shmproc_macros::entry;
 pub use shmproc_process::{
-    as_completed, cpu_count, current_process, AsCompleted, Entry, Pool, Process, ProcessError,
-    ProcessInfo, Task, WorkerKind, PANIC_EXIT_CODE,
+    as_completed, as_completed_timeout, cpu_count, current_process, wait_any, AsCompleted, Entry,
+    Imap, ImapUnordered, Pool, PoolBuilder, Process, ProcessError, ProcessInfo, Task, WorkerKind,
+    PANIC_EXIT_CODE,
 };
 pub use shmproc_shm::{Kind, OpenOptions, SegmentError, Shareable};
 pub use shmproc_sync::{

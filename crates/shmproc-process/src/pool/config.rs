@@ -1,5 +1,4 @@
 //! What a pool is built with: shared by `Pool::new`/`with_kind`, the builder and the manager.
-#![allow(dead_code)] // TODO(issue 12): remove once the builder and manager read every setting
 
 use std::num::NonZeroUsize;
 

@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::os::unix::process::ExitStatusExt;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::config::PoolConfig;
@@ -26,6 +26,10 @@ pub enum WorkerKind {
     /// `fork` of the calling process: faster to start, inherits its memory; the usual caveats
     /// of forking a multi-threaded program apply.
     Forked,
+    /// Threads in this process, no worker processes ([`Pool::threads`](crate::Pool::threads)):
+    /// the same entries and calls, no serialization cost across processes, no isolation (a
+    /// task that crashes the process takes the pool with it; a panic fails only its task).
+    Threads,
 }
 
 /// One job waiting for, or running on, a worker.
@@ -59,10 +63,30 @@ pub(crate) struct State {
     size: usize,
     kind: WorkerKind,
     /// The pool's settings (initializer, tasks per worker, queue bound).
-    #[allow(dead_code)] // read as the builder's settings are implemented
     config: PoolConfig,
     started: u64,
+    /// Signalled when queued jobs leave the queue (submitters blocked at the queue bound).
+    pub space: Arc<Condvar>,
+    /// Submitters blocked at the queue bound (`space` is signalled only if there are any).
+    pub space_waiters: usize,
+    /// Respawn back-off after workers died idle (see [`State::note_death`]).
+    respawn: Backoff,
 }
+
+/// When the next replacement worker may start, after workers died before serving.
+#[derive(Default)]
+struct Backoff {
+    /// The last delay (zero: no recent idle death).
+    delay: Duration,
+    /// The last idle death.
+    last: Option<Instant>,
+    /// No replacement starts before this.
+    not_before: Option<Instant>,
+}
+
+/// First and longest respawn delay after a worker died without running a task.
+const RESPAWN_DELAY_MIN: Duration = Duration::from_millis(10);
+const RESPAWN_DELAY_MAX: Duration = Duration::from_secs(1);
 
 pub(crate) struct Shared {
     pub state: Mutex<State>,
@@ -84,6 +108,9 @@ impl Shared {
             kind,
             config,
             started: 0,
+            space: Arc::default(),
+            space_waiters: 0,
+            respawn: Backoff::default(),
         };
         for _ in 0..size {
             let worker = state.start_worker()?;
@@ -119,6 +146,12 @@ impl State {
                 let process = Process::fork_named(name, move || serve(&theirs))?;
                 (process, ours)
             }
+            WorkerKind::Threads => {
+                // `Pool` runs a thread pool itself and never starts this manager for one.
+                return Err(ProcessError::Failed(
+                    "internal: a thread pool has no worker processes".into(),
+                ));
+            }
         };
         Ok(Worker {
             process,
@@ -142,6 +175,14 @@ impl State {
     }
 
     fn dispatch_queued(&mut self) {
+        let queued = self.queue.len();
+        self.dispatch_queued_jobs();
+        if self.queue.len() < queued {
+            self.freed_space();
+        }
+    }
+
+    fn dispatch_queued_jobs(&mut self) {
         while !self.queue.is_empty() {
             let Some(worker) = self.workers.iter_mut().find(|w| w.running.is_none()) else {
                 return;
@@ -184,6 +225,9 @@ impl State {
     /// fails it by dying, so a worker that dies at start-up cannot keep shutdown going).
     /// `false` if a start failed.
     fn replenish(&mut self) -> bool {
+        if self.respawn_postponed() {
+            return false; // the manager polls again shortly
+        }
         while self.workers.len() < self.size
             && !self.terminating
             && (!self.closing || self.idle_workers() < self.queue.len())
@@ -238,6 +282,59 @@ impl State {
 
     fn is_idle(&self) -> bool {
         self.queue.is_empty() && self.workers.iter().all(|w| w.running.is_none())
+    }
+
+    /// Whether a submitter must wait: `queue_bound` jobs are queued and no worker is idle.
+    pub fn queue_at_bound(&self) -> bool {
+        self.config
+            .queue_bound
+            .is_some_and(|bound| self.queue.len() >= bound && self.idle_workers() == 0)
+    }
+
+    /// Wakes submitters blocked at the queue bound (jobs left the queue).
+    fn freed_space(&self) {
+        if self.space_waiters > 0 {
+            self.space.notify_all();
+        }
+    }
+
+    /// Takes `slot`'s job out of the queue, failing it with `Cancelled`. `false` if it is not
+    /// queued (running, finished, or never submitted here).
+    pub fn cancel_queued(&mut self, slot: &Arc<Slot>) -> bool {
+        let Some(i) = self.queue.iter().position(|j| Arc::ptr_eq(&j.slot, slot)) else {
+            return false;
+        };
+        if let Some(job) = self.queue.remove(i) {
+            job.slot.complete(Err(ProcessError::Cancelled));
+        }
+        self.freed_space();
+        true
+    }
+
+    /// Notes that a worker died, `idle` (running no task: at start-up, e.g. a failing
+    /// initializer, or killed while idle). Idle deaths in a row postpone the next respawn by
+    /// a delay doubling from 10 ms to 1 s, so a worker that cannot start does not make the
+    /// manager spin; a death while running a task (which fails only that task) or a second
+    /// of quiet starts over.
+    fn note_death(&mut self, idle: bool) {
+        let now = Instant::now();
+        let b = &mut self.respawn;
+        let quiet = b
+            .last
+            .is_some_and(|last| now.duration_since(last) > b.delay + RESPAWN_DELAY_MAX);
+        if !idle || quiet {
+            *b = Backoff::default();
+        }
+        if idle {
+            b.delay = (b.delay * 2).clamp(RESPAWN_DELAY_MIN, RESPAWN_DELAY_MAX);
+            b.last = Some(now);
+            b.not_before = Some(now + b.delay);
+        }
+    }
+
+    /// Whether the respawn back-off says to wait before starting a worker.
+    fn respawn_postponed(&self) -> bool {
+        self.respawn.not_before.is_some_and(|t| Instant::now() < t)
     }
 }
 
@@ -388,7 +485,9 @@ fn collect(state: &mut State, fds: &[RawFd], ready: &[bool]) -> bool {
         }
     }
     for i in dead.into_iter().rev() {
-        state.workers.swap_remove(i).bury();
+        let worker = state.workers.swap_remove(i);
+        state.note_death(worker.running.is_none());
+        worker.bury();
     }
     state.replenish()
 }
