@@ -11,6 +11,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use super::backoff::Backoff;
 use super::config::PoolConfig;
 use super::task::Slot;
 use crate::spawn::{send_job, start_child};
@@ -72,21 +73,6 @@ pub(crate) struct State {
     /// Respawn back-off after workers died idle (see [`State::note_death`]).
     respawn: Backoff,
 }
-
-/// When the next replacement worker may start, after workers died before serving.
-#[derive(Default)]
-struct Backoff {
-    /// The last delay (zero: no recent idle death).
-    delay: Duration,
-    /// The last idle death.
-    last: Option<Instant>,
-    /// No replacement starts before this.
-    not_before: Option<Instant>,
-}
-
-/// First and longest respawn delay after a worker died without running a task.
-const RESPAWN_DELAY_MIN: Duration = Duration::from_millis(10);
-const RESPAWN_DELAY_MAX: Duration = Duration::from_secs(1);
 
 pub(crate) struct Shared {
     pub state: Mutex<State>,
@@ -311,30 +297,14 @@ impl State {
         true
     }
 
-    /// Notes that a worker died, `idle` (running no task: at start-up, e.g. a failing
-    /// initializer, or killed while idle). Idle deaths in a row postpone the next respawn by
-    /// a delay doubling from 10 ms to 1 s, so a worker that cannot start does not make the
-    /// manager spin; a death while running a task (which fails only that task) or a second
-    /// of quiet starts over.
+    /// Notes that a worker died, `idle` (running no task), for the respawn back-off.
     fn note_death(&mut self, idle: bool) {
-        let now = Instant::now();
-        let b = &mut self.respawn;
-        let quiet = b
-            .last
-            .is_some_and(|last| now.duration_since(last) > b.delay + RESPAWN_DELAY_MAX);
-        if !idle || quiet {
-            *b = Backoff::default();
-        }
-        if idle {
-            b.delay = (b.delay * 2).clamp(RESPAWN_DELAY_MIN, RESPAWN_DELAY_MAX);
-            b.last = Some(now);
-            b.not_before = Some(now + b.delay);
-        }
+        self.respawn.death(idle, Instant::now());
     }
 
     /// Whether the respawn back-off says to wait before starting a worker.
     fn respawn_postponed(&self) -> bool {
-        self.respawn.not_before.is_some_and(|t| Instant::now() < t)
+        self.respawn.postponed(Instant::now())
     }
 }
 

@@ -1,6 +1,7 @@
 //! `Pool`: a fixed set of worker processes running registered entries (Python's
 //! `multiprocessing.Pool` / `concurrent.futures.ProcessPoolExecutor`).
 
+mod backoff;
 mod builder;
 mod config;
 mod imap;
