@@ -3,9 +3,11 @@
 
 mod backoff;
 mod builder;
+mod completions;
 mod config;
 mod imap;
 mod manager;
+mod map;
 mod processes;
 mod task;
 mod threads;
@@ -19,11 +21,11 @@ pub use manager::WorkerKind;
 pub use task::Task;
 pub use wait::{as_completed, as_completed_timeout, wait_any, AsCompleted};
 
-use crate::entry::{check_registered, encode, encode_batches, Entry, Registered};
+use crate::entry::{check_registered, encode, Entry, Registered};
 use crate::transport::Frame;
 use crate::worker::Op;
 use crate::ProcessError;
-use config::PoolConfig;
+use config::{PoolConfig, Stop};
 use processes::Processes;
 use threads::{RunFn, Threads};
 use wait::Admit;
@@ -55,6 +57,17 @@ use wait::Admit;
 /// get a few seconds to be reaped after `SIGKILL`, which ends any process not stuck in the
 /// kernel. To run fire-and-forget tasks (handles dropped) to the end, call `shutdown` before
 /// the pool is dropped.
+///
+/// A thread pool ([`Pool::threads`]) follows the same table, except that a running task cannot
+/// be killed: where a worker would be killed, its waiter gets [`ProcessError::ShutDown`] at
+/// once, and the task finishes in the background with its result discarded.
+///
+/// # More than `map` and `submit`
+/// Lazy maps over any iterator ([`imap`](Pool::imap), [`imap_unordered`](Pool::imap_unordered)),
+/// chunk sizes ([`map_chunked`](Pool::map_chunked)), per-worker set-up and recycling
+/// ([`Pool::builder`]), cancelling ([`Task::cancel`]), waiting for the first of many
+/// ([`wait_any`], [`as_completed_timeout`]) and a bounded queue
+/// ([`try_submit`](Pool::try_submit), [`submit_timeout`](Pool::submit_timeout)).
 ///
 /// # Examples
 /// ```
@@ -107,19 +120,6 @@ impl Call {
             run: Registered::of::<E>().run_many,
         }
     }
-}
-
-/// How a pool stops (see the table on [`Pool`]).
-#[derive(Clone, Copy)]
-enum Stop {
-    /// Let every submitted task finish.
-    Wait,
-    /// Let them finish until the deadline, then terminate.
-    Until(Instant),
-    /// Cancel abandoned tasks, let held ones finish until the deadline, then terminate.
-    Drop(Instant),
-    /// Kill the workers now.
-    Now,
 }
 
 impl Pool {
@@ -278,99 +278,6 @@ impl Pool {
             Backend::Processes(p) => p.submit(call.op, call.key, arg, how),
             Backend::Threads(t) => t.submit(call.run, arg, how),
         }
-    }
-
-    /// Runs `entry` on every item and returns the results in input order (Python's `map`).
-    /// Items are sent in a few chunks per worker, so even trivial tasks run fast.
-    ///
-    /// Anonymous handles in the items travel as file descriptors, and one message carries a
-    /// limited number of them, so a chunk is also cut where its items' descriptors would go
-    /// over that limit: any number of items may carry handles. Every item is serialized before
-    /// anything is sent. Results travel back a chunk at a time: results carrying anonymous
-    /// handles (an entry returning a `Value::new`) are limited per chunk in the same way, and
-    /// a chunk whose results carry too many fails with an error saying so — [`submit`]
-    /// them one by one instead.
-    ///
-    /// [`submit`]: Pool::submit
-    ///
-    /// # Errors
-    /// The first failing chunk's error: a panic ([`ProcessError::Panicked`]), a dead worker
-    /// ([`ProcessError::WorkerDied`]), or as [`submit`](Pool::submit) (an item that alone
-    /// carries more handles than one message can is an [`ProcessError::Encode`] error).
-    pub fn map<E, I>(&self, entry: E, items: I) -> Result<Vec<E::Ret>, ProcessError>
-    where
-        E: Entry,
-        I: IntoIterator<Item = E::Arg>,
-    {
-        let items: Vec<E::Arg> = items.into_iter().collect();
-        let chunk = items.len().div_ceil(self.size * Pool::CHUNKS_PER_WORKER);
-        self.map_items(entry, items, chunk)
-    }
-
-    /// [`map`](Pool::map) in chunks of `chunksize` items (Python's `map(f, items,
-    /// chunksize)`): larger chunks cost fewer round trips, smaller ones balance uneven items
-    /// better. `map` picks `ceil(items / (workers * CHUNKS_PER_WORKER))`
-    /// ([`CHUNKS_PER_WORKER`](Pool::CHUNKS_PER_WORKER)); a `chunksize` of 0 counts as 1.
-    ///
-    /// # Examples
-    /// ```
-    /// #[shmproc::entry]
-    /// fn square(n: u64) -> u64 {
-    ///     n * n
-    /// }
-    ///
-    /// let pool = shmproc::Pool::new(2)?;
-    /// assert_eq!(pool.map_chunked(square, 0..5, 2)?, [0, 1, 4, 9, 16]);
-    /// # Ok::<(), shmproc::ProcessError>(())
-    /// ```
-    ///
-    /// # Errors
-    /// As [`map`](Pool::map).
-    pub fn map_chunked<E, I>(
-        &self,
-        entry: E,
-        items: I,
-        chunksize: usize,
-    ) -> Result<Vec<E::Ret>, ProcessError>
-    where
-        E: Entry,
-        I: IntoIterator<Item = E::Arg>,
-    {
-        self.map_items(entry, items.into_iter().collect(), chunksize)
-    }
-
-    fn map_items<E: Entry>(
-        &self,
-        entry: E,
-        items: Vec<E::Arg>,
-        chunk: usize,
-    ) -> Result<Vec<E::Ret>, ProcessError> {
-        let count = items.len();
-        let tasks = self.submit_batches(entry, &items, chunk, Admit::Block)?;
-        drop(items);
-        let mut out = Vec::with_capacity(count);
-        for task in tasks {
-            out.extend(task.wait()?);
-        }
-        Ok(out)
-    }
-
-    /// Submits `items` as `CallMany` jobs of at most `chunk` items each (at least one), in
-    /// order.
-    fn submit_batches<E: Entry>(
-        &self,
-        entry: E,
-        items: &[E::Arg],
-        chunk: usize,
-        how: Admit,
-    ) -> Result<Vec<Task<Vec<E::Ret>>>, ProcessError> {
-        let _ = entry;
-        check_registered(E::KEY)?;
-        let batches = encode_batches(items, chunk).map_err(ProcessError::Encode)?;
-        batches
-            .into_iter()
-            .map(|batch| self.submit_call(Call::many::<E>(), batch, how))
-            .collect()
     }
 
     /// Yields the results of `tasks` in the order they finish; the same as the free function

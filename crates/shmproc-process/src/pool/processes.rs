@@ -5,11 +5,11 @@ use std::thread::JoinHandle;
 
 use serde::de::DeserializeOwned;
 
-use super::config::PoolConfig;
+use super::config::{PoolConfig, Stop};
 use super::manager::{self, Job, Shared, State};
 use super::task::{CancelQueued, Slot, Task};
 use super::wait::{admit, Admit, AdmitState};
-use super::Stop;
+
 use crate::transport::Frame;
 use crate::worker::Op;
 use crate::ProcessError;

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 
+use super::completions::Completions;
 use super::manager::Shared;
-use super::wait::Completions;
 use crate::entry::decode_reply;
 use crate::sys;
 use crate::transport::Frame;

@@ -23,10 +23,10 @@ use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 
-use super::config::PoolConfig;
+use super::config::{PoolConfig, Stop};
 use super::task::{CancelQueued, Slot, Task};
 use super::wait::{admit, Admit, AdmitState};
-use super::Stop;
+
 use crate::entry::{find, REPLY_FAILED, REPLY_OK, REPLY_PANIC};
 use crate::transport::Frame;
 use crate::ProcessError;

@@ -3,54 +3,14 @@
 //! Each task's [`Slot`](super::task::Slot) tells a shared [`Completions`] list its index when
 //! its outcome lands, so finding the next finished task costs O(1), not a scan of all of them.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 
+use super::completions::Completions;
 use super::task::Task;
 use crate::ProcessError;
-
-/// Indices of finished tasks, in the order they finished, filled by the tasks' slots.
-#[derive(Debug, Default)]
-pub(crate) struct Completions {
-    ready: Mutex<VecDeque<usize>>,
-    changed: Condvar,
-}
-
-impl Completions {
-    /// Notes that task `index` finished (called by its slot).
-    pub(crate) fn push(&self, index: usize) {
-        self.ready
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push_back(index);
-        self.changed.notify_one();
-    }
-
-    /// The index of the next finished task, waiting until `deadline` (`None`: no bound).
-    /// `None` if the deadline passed first.
-    fn next(&self, deadline: Option<Instant>) -> Option<usize> {
-        let mut ready = self.ready.lock().unwrap_or_else(|e| e.into_inner());
-        loop {
-            if let Some(index) = ready.pop_front() {
-                return Some(index);
-            }
-            let wait = match deadline {
-                None => Duration::from_secs(3600),
-                Some(d) => d
-                    .checked_duration_since(Instant::now())
-                    .filter(|l| !l.is_zero())?,
-            };
-            ready = self
-                .changed
-                .wait_timeout(ready, wait)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
-    }
-}
 
 /// Tasks to be taken as they finish (the state of `as_completed` and `imap_unordered`).
 #[derive(Debug)]
