@@ -13,6 +13,11 @@ fn imap_over_an_endless_input_is_ordered_and_bounded() {
 }
 
 #[test]
+fn imap_ends_when_the_pool_stops() {
+    pool_cases::imap_ends_when_the_pool_stops(Spawned);
+}
+
+#[test]
 fn imap_unordered_yields_every_result_once() {
     pool_cases::imap_unordered_yields_every_result_once(Spawned);
 }

@@ -291,3 +291,24 @@ pub fn submit_blocks_at_the_queue_bound(kind: WorkerKind) {
         assert!(matches!(task.wait(), Err(ProcessError::ShutDown)));
     }
 }
+
+/// An `imap` over an endless input ends (with `ShutDown` errors) once its pool is terminated,
+/// instead of pulling more input forever.
+pub fn imap_ends_when_the_pool_stops(kind: WorkerKind) {
+    let pool = pool(kind, 2);
+    let mut results = pool.imap(square, 0_u64..).unwrap();
+    for n in 0..100 {
+        assert_eq!(results.next().unwrap().unwrap(), n * n);
+    }
+    pool.terminate().unwrap();
+    let rest: Vec<_> = results.by_ref().take(100_000).collect();
+    assert!(
+        results.next().is_none(),
+        "{kind:?}: imap went on after terminate"
+    );
+    assert!(
+        matches!(rest.last(), Some(Err(ProcessError::ShutDown))),
+        "{kind:?}: {:?}",
+        rest.last()
+    );
+}

@@ -36,8 +36,8 @@ impl Pool {
     /// A chunk that fails (an item panicked, its worker died) yields its error once, in place
     /// of its items' results; use [`imap_chunked`](Pool::imap_chunked) with 1 for one result
     /// per item whatever happens. After an error submitting (the pool shut down) the iterator
-    /// yields that error and the results in flight, then ends. Dropping it cancels the chunks
-    /// not yet started.
+    /// yields the results in flight, then that error, then ends. Dropping it cancels the
+    /// chunks not yet started.
     ///
     /// # Examples
     /// ```
@@ -139,6 +139,7 @@ impl Pool {
             feed: Feed::new(self, entry, items, chunking)?,
             in_flight: VecDeque::new(),
             ready: Vec::new().into_iter(),
+            failed: None,
         };
         imap.fill()?;
         Ok(imap)
@@ -155,6 +156,7 @@ impl Pool {
             in_flight: TaskSet::new(),
             submitted: Vec::new(),
             ready: Vec::new().into_iter(),
+            failed: None,
         };
         imap.fill()?;
         Ok(imap)
@@ -241,6 +243,8 @@ pub struct Imap<'a, E: Entry, I> {
     feed: Feed<'a, E, I>,
     in_flight: VecDeque<(Task<Vec<E::Ret>>, Instant)>,
     ready: std::vec::IntoIter<E::Ret>,
+    /// Why submitting stopped, yielded after the results in flight.
+    failed: Option<ProcessError>,
 }
 
 impl<E: Entry, I: Iterator<Item = E::Arg>> Imap<'_, E, I> {
@@ -268,9 +272,11 @@ impl<E: Entry, I: Iterator<Item = E::Arg>> Iterator for Imap<'_, E, I> {
                 return Some(Ok(result));
             }
             if let Err(e) = self.fill() {
-                return Some(Err(e));
+                self.failed = Some(e);
             }
-            let (task, submitted) = self.in_flight.pop_front()?;
+            let Some((task, submitted)) = self.in_flight.pop_front() else {
+                return self.failed.take().map(Err);
+            };
             let waited = !task.is_ready();
             let results = task.wait();
             if waited {
@@ -301,6 +307,8 @@ pub struct ImapUnordered<'a, E: Entry, I> {
     /// When each in-flight chunk was submitted, by its index in `in_flight`.
     submitted: Vec<Instant>,
     ready: std::vec::IntoIter<E::Ret>,
+    /// Why submitting stopped, yielded after the results in flight.
+    failed: Option<ProcessError>,
 }
 
 impl<E: Entry, I: Iterator<Item = E::Arg>> ImapUnordered<'_, E, I> {
@@ -333,7 +341,10 @@ impl<E: Entry, I: Iterator<Item = E::Arg>> Iterator for ImapUnordered<'_, E, I> 
                 return Some(Ok(result));
             }
             if let Err(e) = self.fill() {
-                return Some(Err(e));
+                self.failed = Some(e);
+            }
+            if self.in_flight.len() == 0 {
+                return self.failed.take().map(Err);
             }
             let (index, task, waited) = match self.in_flight.next_done(Some(Instant::now())) {
                 Some((index, task)) => (index, task, false),

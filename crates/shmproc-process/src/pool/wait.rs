@@ -157,7 +157,11 @@ impl<R: DeserializeOwned> Iterator for AsCompleted<R> {
 
     fn size_hint(&self) -> (usize, Option<usize>) {
         let len = self.set.len();
-        (len.min(1), Some(len + usize::from(self.deadline.is_some())))
+        match self.deadline {
+            None => (len, Some(len)),
+            // A timeout may cut it short, then adds its error.
+            Some(_) => (len.min(1), Some(len + 1)),
+        }
     }
 }
 
