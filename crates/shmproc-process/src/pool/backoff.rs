@@ -9,10 +9,11 @@ pub(crate) const RESPAWN_DELAY_MAX: Duration = Duration::from_secs(1);
 
 /// When the next replacement worker may start.
 ///
-/// Idle deaths (a worker running no task: at start-up, or killed while idle) in a row
-/// postpone the next respawn by a delay doubling from [`RESPAWN_DELAY_MIN`] to
-/// [`RESPAWN_DELAY_MAX`]. A death while running a task (which fails only that task, so it
-/// cannot spin without tasks) or an idle death after a quiet spell starts over.
+/// Idle deaths (workers that died having served nothing since the last death: at start-up,
+/// or killed while idle) in a row postpone the next respawn by a delay doubling from
+/// [`RESPAWN_DELAY_MIN`] to [`RESPAWN_DELAY_MAX`]. A death after serving (a task failed by
+/// it fails only that task, so it cannot spin without tasks) or an idle death after a quiet
+/// spell starts over.
 #[derive(Debug, Default)]
 pub(crate) struct Backoff {
     /// The last delay (zero: no recent idle death).
@@ -24,7 +25,7 @@ pub(crate) struct Backoff {
 }
 
 impl Backoff {
-    /// Notes a worker's death at `now`; `idle` if it ran no task.
+    /// Notes a worker's death at `now`; `idle` if it served nothing.
     pub(crate) fn death(&mut self, idle: bool, now: Instant) {
         let quiet = self.last.is_some_and(|last| {
             now.saturating_duration_since(last) > self.delay + RESPAWN_DELAY_MAX

@@ -28,8 +28,8 @@ pub enum WorkerKind {
     /// of forking a multi-threaded program apply.
     Forked,
     /// Threads in this process, no worker processes ([`Pool::threads`](crate::Pool::threads)):
-    /// the same entries and calls, no serialization cost across processes, no isolation (a
-    /// task that crashes the process takes the pool with it; a panic fails only its task).
+    /// the same entries and calls, no process to start or copy to, no isolation (a task that
+    /// crashes the process takes the pool with it; a panic fails only its task).
     Threads,
 }
 
@@ -72,6 +72,9 @@ pub(crate) struct State {
     pub space_waiters: usize,
     /// Respawn back-off after workers died idle (see [`State::note_death`]).
     respawn: Backoff,
+    /// Jobs handed to workers so far, and the count at the last worker death: equal means
+    /// the workers started since then served nothing.
+    handed_out: (u64, u64),
 }
 
 pub(crate) struct Shared {
@@ -97,6 +100,7 @@ impl Shared {
             space: Arc::default(),
             space_waiters: 0,
             respawn: Backoff::default(),
+            handed_out: (0, 0),
         };
         for _ in 0..size {
             let worker = state.start_worker()?;
@@ -151,6 +155,7 @@ impl State {
         match self.workers.iter_mut().find(|w| w.running.is_none()) {
             Some(worker) => {
                 worker.run(job);
+                self.handed_out.0 += 1;
                 false
             }
             None => {
@@ -164,6 +169,7 @@ impl State {
         let queued = self.queue.len();
         self.dispatch_queued_jobs();
         if self.queue.len() < queued {
+            self.handed_out.0 += (queued - self.queue.len()) as u64;
             self.freed_space();
         }
     }
@@ -297,9 +303,14 @@ impl State {
         true
     }
 
-    /// Notes that a worker died, `idle` (running no task), for the respawn back-off.
-    fn note_death(&mut self, idle: bool) {
-        self.respawn.death(idle, Instant::now());
+    /// Notes that a worker died, for the respawn back-off: it counts as dying before serving
+    /// if it ran no task and no worker was handed one since the last death (so a worker
+    /// retired after its `max_tasks_per_child` does not count).
+    fn note_death(&mut self, running: bool) {
+        let (handed, at_last_death) = self.handed_out;
+        self.handed_out.1 = handed;
+        self.respawn
+            .death(!running && handed == at_last_death, Instant::now());
     }
 
     /// Whether the respawn back-off says to wait before starting a worker.
@@ -456,7 +467,7 @@ fn collect(state: &mut State, fds: &[RawFd], ready: &[bool]) -> bool {
     }
     for i in dead.into_iter().rev() {
         let worker = state.workers.swap_remove(i);
-        state.note_death(worker.running.is_none());
+        state.note_death(worker.running.is_some());
         worker.bury();
     }
     state.replenish()
