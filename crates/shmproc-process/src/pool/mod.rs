@@ -1,5 +1,8 @@
-//! `Pool`: a fixed set of worker processes running registered entries (Python's
-//! `multiprocessing.Pool` / `concurrent.futures.ProcessPoolExecutor`).
+//! `Pool`: a fixed set of worker processes (or threads) running registered entries (Python's
+//! `multiprocessing.Pool` / `concurrent.futures.ProcessPoolExecutor` / `ThreadPoolExecutor`).
+//!
+//! `mod.rs` is the public surface and picks the backend (`processes`: the manager thread and
+//! its workers; `threads`); `map`, `imap`, `builder` and `wait` add calls that work on both.
 
 mod backoff;
 mod builder;
@@ -34,8 +37,7 @@ use wait::Admit;
 ///
 /// Workers are spawned copies of the program by default ([`WorkerKind::Forked`] on request;
 /// [`Pool::builder`] sets the initializer, tasks per worker and queue bound). Every call works
-/// the same on a thread pool.
-/// A task that panics fails only itself; a worker that dies (killed, `abort`, out of memory)
+/// the same on a thread pool. A task that panics fails only itself; a worker that dies (killed, `abort`, out of memory)
 /// fails its running task with [`ProcessError::WorkerDied`] and is replaced.
 ///
 /// # Shutting down
