@@ -60,6 +60,15 @@
 //! | `Pool(4).map(f, items)` | [`Pool::new(4)?.map(f, items)?`](Pool::map) (input order) |
 //! | `apply_async` / `executor.submit(f, x)`, `.result(timeout)` | [`pool.submit(f, x)?`](Pool::submit), [`task.wait_timeout(d)`](Task::wait_timeout), [`task.wait()`](Task::wait) |
 //! | `concurrent.futures.as_completed(fs)` | [`as_completed(tasks)`](as_completed) |
+//! | `as_completed(fs, timeout=t)` | [`as_completed_timeout(tasks, d)`](as_completed_timeout): the last item is a timeout error |
+//! | `pool.imap(f, xs)`, `pool.imap_unordered(f, xs)` | [`pool.imap(f, xs)?`](Pool::imap), [`pool.imap_unordered(f, xs)?`](Pool::imap_unordered): lazy, bounded in flight, any iterator |
+//! | `pool.map(f, xs, chunksize)`, `imap(f, xs, chunksize)` | [`pool.map_chunked(f, xs, n)?`](Pool::map_chunked), [`pool.imap_chunked(f, xs, n)?`](Pool::imap_chunked) |
+//! | `Pool(4, initializer=f, initargs=(x,))` | [`Pool::builder()`](Pool::builder)`.workers(4)`[`.initializer(f, x)`](PoolBuilder::initializer)`.build()?` |
+//! | `Pool(maxtasksperchild=100)` | [`.max_tasks_per_child(100)`](PoolBuilder::max_tasks_per_child) on the builder |
+//! | `future.cancel()` | [`task.cancel()`](Task::cancel): a queued task never runs, its waiter gets [`ProcessError::Cancelled`] |
+//! | `wait(fs, timeout, return_when=FIRST_COMPLETED)` | [`wait_any(&tasks, d)?`](wait_any): the index of a finished task |
+//! | `ThreadPoolExecutor(4)` | [`Pool::threads(4)?`](Pool::threads): the same entries and calls, on threads |
+//! | a `submit` queue that grows without bound | [`.queue_bound(n)`](PoolBuilder::queue_bound): [`submit`](Pool::submit) blocks, [`try_submit`](Pool::try_submit) fails with [`ProcessError::QueueFull`] |
 //! | a killed pool worker hangs `Pool.map` | [`ProcessError::WorkerDied`] for its task; the worker is replaced |
 //! | `p.join()`, `p.join(timeout)` | [`p.join()`](Process::join), [`p.join_timeout(d)`](Process::join_timeout) |
 //! | `p.terminate()`, `p.kill()`, `p.is_alive()` | the same names on [`Process`] |
@@ -89,8 +98,9 @@ pub use shmproc_channel::{Connection, Pipe, Queue, Receiver, RecvError, SendErro
 pub use shmproc_channel::{JoinableQueue, SimpleQueue, TaskError};
 pub use shmproc_macros::entry;
 pub use shmproc_process::{
-    active_children, as_completed, cpu_count, current_process, parent_process, AsCompleted, Entry,
-    Pool, Process, ProcessBuilder, ProcessError, ProcessInfo, Task, WorkerKind, PANIC_EXIT_CODE,
+    active_children, as_completed, as_completed_timeout, cpu_count, current_process,
+    parent_process, wait_any, AsCompleted, Entry, Imap, ImapUnordered, Pool, PoolBuilder, Process,
+    ProcessBuilder, ProcessError, ProcessInfo, Task, WorkerKind, PANIC_EXIT_CODE,
 };
 pub use shmproc_shm::{Kind, OpenOptions, SegmentError, Shareable};
 pub use shmproc_sync::{
