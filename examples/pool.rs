@@ -1,6 +1,7 @@
 //! The seeds' `Pool` / `ProcessPoolExecutor`: `map` in input order, `submit` + `as_completed`
-//! in finishing order, a `wait_timeout` that times out, and a worker that dies without taking
-//! the pool down.
+//! in finishing order, a `wait_timeout` that times out, a worker that dies without taking
+//! the pool down, `imap` over an endless input, `cancel`, `wait_any`, and the same calls on
+//! threads.
 //!
 //! Run: `cargo run --release --example pool`
 
@@ -51,5 +52,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok(()) => println!("crash:        did not crash?"),
     }
     println!("map again:    {:?}", pool.map(square, 1..=5)?);
+
+    let first: Vec<u64> = pool.imap(square, 1..)?.take(5).collect::<Result<_, _>>()?;
+    println!("imap(1..):    {first:?} (an endless input, pulled as consumed)");
+    let queued = pool.submit(sleepy, 1)?;
+    let _busy = [1000, 1000, 1000, 1000].map(|ms| pool.submit(sleepy, ms));
+    let behind = pool.submit(sleepy, 1)?;
+    println!(
+        "cancel:       {} (queued behind four 1 s tasks)",
+        behind.cancel()
+    );
+    println!(
+        "wait_any:     index {}",
+        shmproc::wait_any(&[queued], Duration::from_secs(10))?
+    );
+
+    let threads = Pool::threads(4)?; // ThreadPoolExecutor: the same entries and calls
+    println!("threads map:  {:?}", threads.map(square, 1..=5)?);
+    pool.terminate()?;
     Ok(())
 }

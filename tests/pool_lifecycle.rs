@@ -4,12 +4,10 @@
 //! socket), and fire-and-forget tasks collected by the manager. Every wait is bounded.
 
 use std::collections::HashSet;
-use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use shmproc::__private::{pool_with, pool_with_init};
 use shmproc::{Pool, ProcessError, Task, Value, WorkerKind};
 
 const WATCHDOG: Duration = Duration::from_secs(20);
@@ -107,7 +105,13 @@ fn wait_bounded<R: serde::de::DeserializeOwned>(task: &Task<R>) -> Result<R, Pro
 fn every_worker_runs_the_initializer_once_before_its_first_task() {
     for kind in both_kinds() {
         // Retiring workers after 2 tasks makes replacements, which must run it too.
-        let pool = pool_with_init(2, kind, set_tag, 42, NonZeroUsize::new(2)).unwrap();
+        let pool = Pool::builder()
+            .workers(2)
+            .kind(kind)
+            .initializer(set_tag, 42)
+            .max_tasks_per_child(2)
+            .build()
+            .unwrap();
         let tasks: Vec<_> = (0..12)
             .map(|_| pool.submit(read_tag, ()).unwrap())
             .collect();
@@ -125,7 +129,11 @@ fn every_worker_runs_the_initializer_once_before_its_first_task() {
 #[test]
 fn a_failing_initializer_fails_tasks_clearly_and_starts_no_more_workers() {
     let runs = Value::new(0u32).unwrap();
-    let pool = pool_with_init(2, WorkerKind::Spawned, failing_init, runs.clone(), None).unwrap();
+    let pool = Pool::builder()
+        .workers(2)
+        .initializer(failing_init, runs.clone())
+        .build()
+        .unwrap();
     let tasks: Vec<_> = (0..4).map(|n| pool.submit(square, n).unwrap()).collect();
     for task in &tasks {
         match wait_bounded(task) {
@@ -152,7 +160,12 @@ fn a_failing_initializer_fails_tasks_clearly_and_starts_no_more_workers() {
 #[test]
 fn max_tasks_per_child_replaces_workers_and_loses_nothing() {
     for kind in both_kinds() {
-        let pool = pool_with(2, kind, NonZeroUsize::new(3)).unwrap();
+        let pool = Pool::builder()
+            .workers(2)
+            .kind(kind)
+            .max_tasks_per_child(3)
+            .build()
+            .unwrap();
         // Submitted all at once (the manager collects most replies) ...
         let tasks: Vec<_> = (0..30)
             .map(|n| pool.submit(pid_and_square, n).unwrap())

@@ -137,11 +137,7 @@ fn owner_death_ends_busy_workers(kind: WorkerKind) {
     let pids = Array::<u32>::zeroed(3).unwrap();
     let theirs = pids.clone();
     let owner = Process::fork(move || {
-        let pool = match kind {
-            WorkerKind::Spawned => Pool::new(2),
-            WorkerKind::Forked => Pool::with_kind(2, WorkerKind::Forked),
-        }
-        .unwrap();
+        let pool = Pool::with_kind(2, kind).unwrap();
         let _tasks = [
             pool.submit(report_pid_then_sleep, theirs.clone()).unwrap(),
             pool.submit(report_pid_then_sleep, theirs.clone()).unwrap(),

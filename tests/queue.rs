@@ -1,4 +1,4 @@
-//! Queue: MPMC exactly-once delivery across processes, timeouts, close, size limits, producers
+//! Queue: MPMC exactly-once delivery across processes, timeouts, shutdown, size limits, producers
 //! killed mid-put, and corrupt rings.
 
 mod common;
@@ -57,7 +57,7 @@ fn two_producers_two_consumers_deliver_every_message_exactly_once_in_producer_or
     for p in producers {
         assert!(p.join().unwrap().success());
     }
-    q.close();
+    q.shutdown();
     for c in &consumers {
         assert!(c.join().unwrap().success());
     }
@@ -93,13 +93,13 @@ fn get_timeout_on_an_empty_queue_times_out_after_the_timeout() {
 }
 
 #[test]
-fn close_lets_getters_drain_then_disconnects_everyone() {
+fn shutdown_lets_getters_drain_then_disconnects_everyone() {
     let q: Queue<String> = Queue::new().unwrap();
     for s in ["a", "b", "c"] {
         q.put(&s.to_string()).unwrap();
     }
     assert_eq!(q.len(), 3);
-    // A consumer blocked on an empty queue in another process wakes up on close.
+    // A consumer blocked on an empty queue in another process wakes up on shutdown.
     let empty: Queue<u8> = Queue::new().unwrap();
     let (e, started) = (empty.clone(), flag());
     let s = started.clone();
@@ -110,11 +110,12 @@ fn close_lets_getters_drain_then_disconnects_everyone() {
     .unwrap();
     wait_for(&started, 1);
     std::thread::sleep(Duration::from_millis(20));
-    empty.close();
+    empty.shutdown();
     assert!(blocked.join().unwrap().success());
 
-    q.close();
-    assert!(q.is_closed());
+    q.shutdown();
+    assert!(q.is_shutdown());
+    assert!(!q.is_closed(), "shutdown is not this process's close");
     assert!(matches!(q.put(&"d".into()), Err(SendError::Disconnected)));
     let drained: Vec<String> = (0..3).map(|_| q.get().unwrap()).collect();
     assert_eq!(drained, ["a", "b", "c"]);

@@ -314,7 +314,7 @@ fn a_failed_send_of_an_end_does_not_leave_it_in_transit() {
     let a = Pipe::<u64>::create(&name).unwrap();
     let b = Pipe::<u64>::open(&name).unwrap();
     let closed: Queue<Connection<u64>> = Queue::new().unwrap();
-    closed.close();
+    closed.shutdown();
     for _ in 0..20 {
         // More failures than there are hand-over slots: none of them keeps one.
         assert!(matches!(closed.put(&b), Err(SendError::Disconnected)));

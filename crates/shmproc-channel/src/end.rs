@@ -39,7 +39,7 @@
 //! the other end even though it inherited a copy of that one too.
 
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -71,8 +71,22 @@ pub(crate) struct EndLocal {
     peer: Option<SharedRef<EndState>>,
     /// A queue's only end: "gone" means no other process holds it any more.
     solo: bool,
+    /// A queue closed for this process's puts (`Queue::close`); a forked child starts open.
+    puts_closed: AtomicBool,
+    /// Records this process took from a queue, and tasks it marked done (`JoinableQueue`).
+    tasks: TaskCounts,
     /// Sleepers on this end in this process (see `crate::watch`).
     pub watch: Watch,
+}
+
+/// How many tasks a process took from a queue and marked done: those it may still finish.
+/// Written by every `get`, so on a cache line of its own, away from the flags every `put`
+/// reads. A forked child starts at zero.
+#[repr(align(64))]
+#[derive(Default)]
+struct TaskCounts {
+    taken: AtomicU64,
+    done: AtomicU64,
 }
 
 impl EndLocal {
@@ -114,6 +128,8 @@ impl EndLocal {
             claimed: AtomicBool::new(true),
             peer,
             solo,
+            puts_closed: AtomicBool::new(false),
+            tasks: TaskCounts::default(),
             watch: Watch::default(),
         });
         with_registry(|r| {
@@ -191,6 +207,37 @@ impl EndLocal {
         self.state.inherited.leave();
         self.claimed.store(true, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Closes the queue for this process's puts (every handle sharing this hold).
+    pub fn close_puts(&self) {
+        self.puts_closed.store(true, Ordering::Release);
+    }
+
+    /// Whether this process closed the queue for its puts.
+    #[inline]
+    pub fn puts_closed(&self) -> bool {
+        self.puts_closed.load(Ordering::Acquire)
+    }
+
+    /// Counts a record this process took from a queue. Called under the consumer lock, which
+    /// serialises it with every other taker (so a plain load and store: no atomic add on the
+    /// hot path).
+    #[inline]
+    pub fn note_taken(&self) {
+        let n = self.tasks.taken.load(Ordering::Relaxed);
+        self.tasks.taken.store(n.wrapping_add(1), Ordering::Relaxed);
+    }
+
+    /// Counts a task this process marked done.
+    pub fn note_done(&self) {
+        self.tasks.done.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Tasks this process took and has not marked done (0 if it marked more done).
+    pub fn tasks_in_hand(&self) -> u64 {
+        let taken = self.tasks.taken.load(Ordering::Relaxed);
+        taken.saturating_sub(self.tasks.done.load(Ordering::Relaxed))
     }
 
     /// What a sleeper on this end should stop with, if anything: the peer end gone (pipes), or
@@ -367,6 +414,10 @@ extern "C" fn after_fork_child() {
         // first use, which joins `holders` (or fails, if those are full too).
         let _ = end.state.inherit();
         end.claimed.store(false, Ordering::Relaxed);
+        // Closing is per process (Python's queue resets it after fork too).
+        end.puts_closed.store(false, Ordering::Relaxed);
+        end.tasks.taken.store(0, Ordering::Relaxed);
+        end.tasks.done.store(0, Ordering::Relaxed);
         end.state.acks.fetch_add(1, Ordering::AcqRel);
     }
 }

@@ -19,8 +19,14 @@ pub enum SendError {
     Full,
     /// A `_timeout` call ran out of time.
     Timeout,
-    /// The queue was closed, or the pipe's other end was dropped by every holder.
+    /// The queue was shut down ([`Queue::shutdown`](crate::Queue::shutdown), in any process),
+    /// a full queue was left by every other process, or the pipe's other end was dropped by
+    /// every holder: nobody will ever take the message.
     Disconnected,
+    /// This process closed the queue ([`Queue::close`](crate::Queue::close), on this handle or
+    /// a clone): it puts no more. Other processes are unaffected and still put and get; this
+    /// one still gets. Python raises `ValueError("Queue is closed")` here.
+    Closed,
     /// Every process holding the pipe's other end died.
     PeerDied {
         /// One of the dead processes.
@@ -53,8 +59,10 @@ pub enum RecvError {
     Empty,
     /// A `_timeout` call ran out of time.
     Timeout,
-    /// Everything was drained and the queue is closed, or the pipe's other end was dropped by
-    /// every holder.
+    /// Everything was drained and the queue was shut down
+    /// ([`Queue::shutdown`](crate::Queue::shutdown), Python's `ShutDown`), or an empty queue was
+    /// left by every other process, or the pipe's other end was dropped by every holder. (A
+    /// queue's [`close`](crate::Queue::close) never causes it: it only stops puts.)
     Disconnected,
     /// Everything was drained and every process holding the pipe's other end died.
     PeerDied {
@@ -76,9 +84,13 @@ impl fmt::Display for SendError {
         match self {
             SendError::Full => f.write_str("no room for the message right now: retry or block"),
             SendError::Timeout => f.write_str("timed out waiting for room for the message"),
-            SendError::Disconnected => {
-                f.write_str("the channel is closed: no receiver will ever take the message")
-            }
+            SendError::Disconnected => f.write_str(
+                "the channel is shut down or disconnected: no receiver will ever take the message",
+            ),
+            SendError::Closed => f.write_str(
+                "this process closed the queue (close()) and may put no more; other processes \
+                 still can (shutdown() ends the queue for everyone)",
+            ),
             SendError::PeerDied { pid } => write!(
                 f,
                 "the process at the other end (pid {pid}) died: nobody will receive the message"
@@ -103,9 +115,9 @@ impl fmt::Display for RecvError {
         match self {
             RecvError::Empty => f.write_str("no message right now: retry or block"),
             RecvError::Timeout => f.write_str("timed out waiting for a message"),
-            RecvError::Disconnected => {
-                f.write_str("the channel is closed and drained: no message will come")
-            }
+            RecvError::Disconnected => f.write_str(
+                "the channel is shut down or disconnected, and drained: no message will come",
+            ),
             RecvError::PeerDied { pid } => write!(
                 f,
                 "the process at the other end (pid {pid}) died: no message will come"
@@ -148,10 +160,16 @@ impl std::error::Error for RecvError {
 pub(crate) enum Stop {
     WouldBlock,
     Timeout,
+    /// Shut down, or left by every other process.
     Closed,
+    /// This process closed the queue for its puts (`Queue::close`).
+    ClosedHere,
     PeerDied(u32),
     Broken,
-    TooLarge { len: usize, max: usize },
+    TooLarge {
+        len: usize,
+        max: usize,
+    },
     Corrupt(String),
     Io(io::Error),
 }
@@ -184,6 +202,7 @@ impl From<Stop> for SendError {
             Stop::WouldBlock => SendError::Full,
             Stop::Timeout => SendError::Timeout,
             Stop::Closed => SendError::Disconnected,
+            Stop::ClosedHere => SendError::Closed,
             Stop::PeerDied(pid) => SendError::PeerDied { pid },
             Stop::Broken => SendError::Broken,
             Stop::TooLarge { len, max } => SendError::TooLarge { len, max },
@@ -198,7 +217,8 @@ impl From<Stop> for RecvError {
         match s {
             Stop::WouldBlock => RecvError::Empty,
             Stop::Timeout => RecvError::Timeout,
-            Stop::Closed => RecvError::Disconnected,
+            // A get never stops for `ClosedHere` (close only ends this process's puts).
+            Stop::Closed | Stop::ClosedHere => RecvError::Disconnected,
             Stop::PeerDied(pid) => RecvError::PeerDied { pid },
             Stop::Broken => RecvError::Broken,
             Stop::TooLarge { len, max } => {
@@ -219,5 +239,65 @@ impl From<postcard::Error> for SendError {
 impl From<postcard::Error> for RecvError {
     fn from(e: postcard::Error) -> RecvError {
         RecvError::Decode(e)
+    }
+}
+
+/// Why [`JoinableQueue::task_done`](crate::JoinableQueue::task_done) or
+/// [`join`](crate::JoinableQueue::join) (or `join_timeout`) failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum TaskError {
+    /// `task_done` was called more times than items were put (Python's `ValueError`); the
+    /// count is unchanged.
+    TooManyDone,
+    /// `join_timeout` ran out of time: some task is still unfinished (perhaps taken by a
+    /// process that died before marking it done, see [`TaskError::PeerDied`]).
+    Timeout,
+    /// Some tasks can never be marked done: the queue is empty, every other process that held
+    /// it is gone, one of them (`pid`) died without leaving, and more tasks are unfinished than
+    /// this process has taken. A dead process took them with it.
+    PeerDied {
+        /// One of the dead processes.
+        pid: u32,
+    },
+    /// A futex call failed.
+    Io(io::Error),
+}
+
+impl fmt::Display for TaskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TaskError::TooManyDone => f.write_str(
+                "task_done() called more times than items were put: call it once per item got",
+            ),
+            TaskError::Timeout => f.write_str("timed out waiting for every task to be done"),
+            TaskError::PeerDied { pid } => write!(
+                f,
+                "a process holding the queue (pid {pid}) died, and some tasks taken by other \
+                 processes will never be marked done"
+            ),
+            TaskError::Io(e) => write!(f, "waiting failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for TaskError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TaskError::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<Stop> for TaskError {
+    fn from(s: Stop) -> TaskError {
+        match s {
+            Stop::WouldBlock | Stop::Timeout => TaskError::Timeout,
+            Stop::PeerDied(pid) => TaskError::PeerDied { pid },
+            Stop::Io(e) => TaskError::Io(e),
+            // Not produced by a join's wait.
+            other => TaskError::Io(io::Error::other(format!("{other:?}"))),
+        }
     }
 }

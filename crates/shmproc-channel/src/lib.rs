@@ -1,5 +1,6 @@
-//! Process-shared [`Queue`] and [`Pipe`] over shared-memory rings — Python's
-//! `multiprocessing.Queue` and `multiprocessing.Pipe` for Rust.
+//! Process-shared [`Queue`] (with [`JoinableQueue`] and [`SimpleQueue`]) and [`Pipe`] over
+//! shared-memory rings — Python's `multiprocessing.Queue`, `JoinableQueue`, `SimpleQueue` and
+//! `Pipe` for Rust.
 //!
 //! Both are built on one ring of length-prefixed records in a shared segment: a robust lock per
 //! side (so a process killed mid-operation never wedges the others), indices on separate cache
@@ -48,8 +49,8 @@
 //    records in and out of a ring under its locks: the queue's hot path).
 // 4. Pipe ends: `link` (one end's send and receive, streaming long messages), `parts` (a pipe
 //    segment and its rings, made into links) and `transfer` (pipe ends as serde values).
-// 5. The public types: `queue` (`Queue`) and `pipe` (`Pipe`, `Connection`, `Sender`,
-//    `Receiver`).
+// 5. The public types: `queue` (`Queue`), on it `joinable` (`JoinableQueue`) and `simple`
+//    (`SimpleQueue`), and `pipe` (`Pipe`, `Connection`, `Sender`, `Receiver`).
 
 mod deadline;
 #[doc(hidden)]
@@ -74,13 +75,17 @@ mod link;
 mod parts;
 mod transfer;
 
+mod joinable;
 mod pipe;
 mod queue;
+mod simple;
 
 // Fuzz targets over the public types (not a public API; see `crates/shmproc-fuzz`).
 #[doc(hidden)]
 pub mod fuzzing;
 
-pub use error::{RecvError, SendError};
+pub use error::{RecvError, SendError, TaskError};
+pub use joinable::JoinableQueue;
 pub use pipe::{Connection, Pipe, Receiver, Sender};
 pub use queue::Queue;
+pub use simple::SimpleQueue;

@@ -1,23 +1,19 @@
 //! `Queue<T>`: a multi-producer, multi-consumer FIFO of whole records in one shared ring.
 
-use std::fmt;
 use std::marker::PhantomData;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use std::sync::Arc;
 
-use shmproc_shm::{Kind, Segment, SegmentError, SharedRef};
+use shmproc_shm::{Kind, Segment, SegmentError, SharedRef, TypeInfo};
 
-use crate::codec;
 use crate::end::{EndLocal, EndState, Hold};
-use crate::error::{RecvError, SendError, Stop};
+#[cfg(doc)] // named by the docs only
+use crate::error::{RecvError, SendError};
 use crate::layout::{self, SPIN_BUDGET};
 use crate::record;
 use crate::ring::{self, Deadline, Ring, WaitPolicy, HEADER};
-use crate::scratch::Landing;
 use crate::transfer;
 
 /// Pause between polls of a waiting queue side: long enough that a fast consumer lets a few
@@ -51,8 +47,11 @@ const MEMBERS: usize = std::mem::size_of::<EndState>();
 /// ```
 ///
 /// # Endings and failures
-/// - [`close`](Queue::close) is global: producers get [`SendError::Disconnected`] at once;
-///   consumers drain what is left, then get [`RecvError::Disconnected`]; blocked ones wake up.
+/// - [`close`](Queue::close) is per process (Python's `Queue.close`): later puts from this
+///   process fail with [`SendError::Closed`]; other processes put and get as before.
+/// - [`shutdown`](Queue::shutdown) is global (like `queue.Queue.shutdown`, Python 3.13): puts
+///   everywhere fail with [`SendError::Disconnected`]; consumers drain what is left, then get
+///   [`RecvError::Disconnected`]; blocked calls in every process wake up.
 /// - **Left by everyone else.** A queue tracks the processes that hold a handle (created,
 ///   opened, received, or inherited through `fork`; up to
 ///   [`ROSTER_SLOTS`](shmproc_shm::ROSTER_SLOTS) live ones). A process *leaves* when its last
@@ -71,10 +70,36 @@ const MEMBERS: usize = std::mem::size_of::<EndState>();
 /// - Consumers serialise on another robust lock and free a record only after copying it. A
 ///   consumer killed mid-`get` before that point loses nothing (the next consumer gets the
 ///   record); killed after it but before `get` returned, it takes that one record with it.
-/// - A queue has no notion of a peer: a `get` on an empty queue whose producers all died waits
-///   (use `get_timeout`, or `close`).
+/// - While another process still holds the queue, a `get` on the empty queue waits even if
+///   that process will never put again (use `get_timeout`, or `shutdown`).
 /// - Every index and length read from the ring is checked; a corrupt ring yields
 ///   [`RecvError::Corrupt`] / [`SendError::Corrupt`], never an access out of bounds.
+///
+/// # Differences from Python
+/// - **`len` is a count.** [`len`](Queue::len) is puts minus gets, from two counters kept
+///   under the producer and consumer locks: exact at the instant it reads them (a put or get
+///   finishing meanwhile may change it). Python's `qsize()` is approximate (and unimplemented
+///   on macOS). [`is_empty`](Queue::is_empty) is a snapshot too, but exact at that instant:
+///   there is no feeder thread, so a `put` that returned `Ok` is visible to every process at
+///   once, where Python's `empty()` can still say `True` after `put` returned.
+/// - **Capacity is in bytes, not items.** [`with_capacity(bytes)`](Queue::with_capacity)
+///   sizes the ring (rounded up to a power of two); each message takes its postcard encoding
+///   plus 8 bytes. Python's `Queue(maxsize)` counts items and is unbounded by default; this
+///   queue always has a bound ([`Queue::DEFAULT_CAPACITY`]) and `put` blocks while it is full.
+/// - **A message too large is refused at once.** A message longer than the queue can ever
+///   hold ([`max_message_len`](Queue::max_message_len)) fails with [`SendError::TooLarge`]
+///   without waiting and without writing anything; `put` only borrows the message, so the
+///   caller still has it (use a bigger queue, or a [`Pipe`](crate::Pipe), which streams any
+///   size). Python pickles it into a pipe of unlimited length.
+/// - **`close` and `shutdown`.** `close` only stops this process's puts, like Python's; there
+///   is no feeder thread, hence nothing like `join_thread` / `cancel_join_thread`.
+///   `multiprocessing.Queue` has no `shutdown`; this one is `queue.Queue.shutdown(immediate=
+///   False)` of Python 3.13 across processes: what is queued is still delivered.
+/// - **Ending instead of hanging.** A `get` on a queue every other process has left returns
+///   [`RecvError::Disconnected`] (or [`RecvError::PeerDied`]) where Python blocks forever.
+/// - Python's `put(block=False)` / `get(timeout=…)` are [`try_put`](Queue::try_put) /
+///   [`get_timeout`](Queue::get_timeout); `Full`/`Empty` exceptions are [`SendError::Full`] /
+///   [`RecvError::Empty`].
 pub struct Queue<T> {
     ring: Ring,
     /// This process's membership of the queue (shared by clones).
@@ -126,28 +151,51 @@ impl<T> Queue<T> {
     /// # Errors
     /// Any [`SegmentError`]: missing, another kind or message type, corrupt, …
     pub fn open(name: &str) -> Result<Self, SegmentError> {
-        let seg = Segment::open_named(name, Kind::Queue, layout::message_type::<T>())?;
-        Queue::opened(seg, EndLocal::hold_solo)
-    }
-
-    /// A queue over an opened (validated) segment; its ring fills the payload.
-    fn opened(seg: Segment, hold: Hold) -> Result<Self, SegmentError> {
-        let cap = seg
-            .payload_len()
-            .saturating_sub(MEMBERS + ring::footprint(0)) as u64;
-        Queue::from_segment(Arc::new(seg), cap, hold)
+        Queue::open_as(name, layout::message_type::<T>(), 0)
     }
 
     fn make(name: Option<&str>, bytes: usize) -> Result<Self, SegmentError> {
-        let cap = layout::ring_capacity(bytes)?;
-        let elem = layout::message_type::<T>();
-        let len = MEMBERS + ring::footprint(cap);
-        let seg = layout::create_segment(name, Kind::Queue, elem, len)?;
-        Queue::from_segment(seg, cap, EndLocal::hold_solo)
+        Queue::make_as(name, bytes, layout::message_type::<T>(), 0)
     }
 
-    fn from_segment(seg: Arc<Segment>, cap: u64, hold: Hold) -> Result<Self, SegmentError> {
-        let ring = Ring::new(Arc::clone(&seg), MEMBERS, cap)?;
+    /// A new queue whose segment records `elem` as its message type and keeps `extra` bytes
+    /// (a multiple of 64) between the membership state and the ring, at [`Queue::EXTRA_AT`].
+    pub(crate) fn make_as(
+        name: Option<&str>,
+        bytes: usize,
+        elem: TypeInfo,
+        extra: usize,
+    ) -> Result<Self, SegmentError> {
+        let cap = layout::ring_capacity(bytes)?;
+        let len = MEMBERS + extra + ring::footprint(cap);
+        let seg = layout::create_segment(name, Kind::Queue, elem, len)?;
+        Queue::from_segment(seg, extra, cap, EndLocal::hold_solo)
+    }
+
+    /// Opens a named queue made by [`make_as`](Queue::make_as) with `elem` and `extra`.
+    pub(crate) fn open_as(name: &str, elem: TypeInfo, extra: usize) -> Result<Self, SegmentError> {
+        let seg = Segment::open_named(name, Kind::Queue, elem)?;
+        Queue::opened(seg, extra, EndLocal::hold_solo)
+    }
+
+    /// Where the `extra` bytes of [`make_as`](Queue::make_as) start in the payload.
+    pub(crate) const EXTRA_AT: usize = MEMBERS;
+
+    /// A queue over an opened (validated) segment; its ring fills the payload after `extra`.
+    fn opened(seg: Segment, extra: usize, hold: Hold) -> Result<Self, SegmentError> {
+        let cap = seg
+            .payload_len()
+            .saturating_sub(MEMBERS + extra + ring::footprint(0)) as u64;
+        Queue::from_segment(Arc::new(seg), extra, cap, hold)
+    }
+
+    fn from_segment(
+        seg: Arc<Segment>,
+        extra: usize,
+        cap: u64,
+        hold: Hold,
+    ) -> Result<Self, SegmentError> {
+        let ring = Ring::new(Arc::clone(&seg), MEMBERS + extra, cap)?;
         let state: SharedRef<EndState> = SharedRef::new(seg, 0)?;
         let me = hold(state, vec![ring.clone()]).map_err(SegmentError::TooManyProcesses)?;
         Ok(Queue {
@@ -173,7 +221,20 @@ impl<T> Queue<T> {
         (self.ring.capacity() - HEADER) as usize
     }
 
-    /// Messages in the queue right now (a snapshot).
+    /// Messages in the queue right now: puts counted minus gets counted, two counters each
+    /// side keeps under its lock. A count, not an estimate (unlike Python's `qsize`), but a
+    /// snapshot: a put or get finishing in another thread may change it at once.
+    ///
+    /// # Examples
+    /// ```
+    /// let q = shmproc_channel::Queue::<u8>::new()?;
+    /// q.put(&1)?;
+    /// q.put(&2)?;
+    /// assert_eq!(q.len(), 2); // no feeder thread: a returned put is already counted
+    /// q.get()?;
+    /// assert_eq!(q.len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn len(&self) -> usize {
         let ctl = self.ring.ctl();
         let put = ctl.put.count.load(Ordering::Acquire);
@@ -181,24 +242,117 @@ impl<T> Queue<T> {
         put.saturating_sub(got) as usize
     }
 
-    /// Whether the queue holds no message right now (a snapshot).
+    /// Whether the queue holds no published message right now (a snapshot of the ring's
+    /// indices; a message whose `put` returned `Ok` is published).
     pub fn is_empty(&self) -> bool {
         self.ring.len_hint() == 0
     }
 
-    /// Closes the queue for everyone: puts fail from now on, gets drain what is left and then
-    /// fail with [`RecvError::Disconnected`]; every blocked call wakes up.
+    /// This process will put no more (Python's `Queue.close`): from now on every put from it
+    /// (`put`, `put_timeout`, `try_put`, `put_bytes`, … on this handle and its clones) fails
+    /// with [`SendError::Closed`], and one blocked in another thread wakes up and fails so.
+    /// Gets still work, and other processes are unaffected: they put and get as before.
+    ///
+    /// Closing belongs to this process's hold on the queue: clones of the handle, and copies of
+    /// it this process receives while it holds it, share it. A child forked afterwards starts
+    /// with the queue open, as Python's queue does after fork, and so does a process the handle
+    /// is sent to. A separate [`open`](Queue::open) of a named queue is a hold of its own.
+    /// Closing cannot be undone. To end the queue for everyone, use
+    /// [`shutdown`](Queue::shutdown).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmproc_channel::{Queue, SendError};
+    /// use shmproc_process::Process;
+    ///
+    /// let q: Queue<u32> = Queue::new()?;
+    /// let child_q = q.clone();
+    /// let child = Process::fork(move || {
+    ///     child_q.put(&1).unwrap();
+    ///     child_q.close(); // this child puts no more
+    ///     assert!(matches!(child_q.put(&2), Err(SendError::Closed)));
+    /// })?;
+    /// assert!(child.join()?.success());
+    /// q.put(&3)?; // the parent still puts, and gets what everyone put
+    /// assert_eq!((q.get()?, q.get()?), (1, 3));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn close(&self) {
+        self.me.close_puts();
+        // Wakes a put of ours blocked on a full ring (others re-check and sleep again).
+        self.ring.wake_all();
+    }
+
+    /// Whether this process [`close`](Queue::close)d the queue (this handle's hold: see there).
+    /// Says nothing about other processes; see [`is_shutdown`](Queue::is_shutdown).
+    pub fn is_closed(&self) -> bool {
+        self.me.puts_closed()
+    }
+
+    /// Ends the queue for everyone (like Python 3.13's `queue.Queue.shutdown(immediate=False)`,
+    /// across processes): puts in every process fail from now on with
+    /// [`SendError::Disconnected`]; gets drain what is queued, then fail with
+    /// [`RecvError::Disconnected`]; calls blocked in any process or thread wake up. Every put
+    /// that returned `Ok` before is still delivered. Cannot be undone.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmproc_channel::{Queue, RecvError};
+    /// use shmproc_process::Process;
+    ///
+    /// let q: Queue<u32> = Queue::new()?;
+    /// let consumer = q.clone();
+    /// let child = Process::fork(move || {
+    ///     let mut got = 0;
+    ///     loop {
+    ///         match consumer.get() {
+    ///             Ok(_) => got += 1,
+    ///             Err(RecvError::Disconnected) => break, // shut down and drained
+    ///             Err(e) => panic!("{e}"),
+    ///         }
+    ///     }
+    ///     assert_eq!(got, 2);
+    /// })?;
+    /// q.put(&1)?;
+    /// q.put(&2)?;
+    /// q.shutdown(); // the child takes both, then its blocked get ends
+    /// assert!(child.join()?.success());
+    /// assert!(q.is_shutdown());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn shutdown(&self) {
         // Under the producer lock, so every put either completed before or sees the flag.
         let guard = self.ring.lock_put(Deadline::Never);
-        self.ring.ctl().flags.closed.store(1, Ordering::Release);
+        self.ring.ctl().flags.shut_down.store(1, Ordering::Release);
         drop(guard);
         self.ring.wake_all();
     }
 
-    /// Whether [`close`](Queue::close) was called (in any process).
-    pub fn is_closed(&self) -> bool {
-        self.ring.ctl().flags.closed.load(Ordering::Acquire) != 0
+    /// Whether [`shutdown`](Queue::shutdown) was called (in any process).
+    pub fn is_shutdown(&self) -> bool {
+        record::is_shut_down(&self.ring)
+    }
+
+    /// The ring (for `JoinableQueue`'s task count).
+    pub(crate) fn ring(&self) -> &Ring {
+        &self.ring
+    }
+
+    /// This process's hold on the queue (for `JoinableQueue`).
+    pub(crate) fn member(&self) -> &EndLocal {
+        &self.me
+    }
+
+    /// Takes hold of a queue received as a serde value, its segment laid out as by
+    /// [`make_as`](Queue::make_as) with `extra`.
+    pub(crate) fn received(
+        received: transfer::ReceivedQueue,
+        extra: usize,
+    ) -> Result<Self, SegmentError> {
+        // Hold first, then end the hand-over: the queue is never unheld in between.
+        let q = Queue::opened(received.seg, extra, EndLocal::adopt_solo)?;
+        q.me.state().end_transit(received.slot, received.guarantor);
+        Ok(q)
     }
 
     /// The segment's name, `None` when anonymous.
@@ -210,236 +364,16 @@ impl<T> Queue<T> {
     pub fn persist(&self) {
         self.ring.segment().persist();
     }
-
-    /// Appends `bytes` as one message, blocking while the queue is full.
-    ///
-    /// # Errors
-    /// [`SendError::TooLarge`], [`SendError::Disconnected`] (closed), [`SendError::Corrupt`].
-    pub fn put_bytes(&self, bytes: &[u8]) -> Result<(), SendError> {
-        Ok(self.put_raw(bytes, Deadline::Never)?)
-    }
-
-    /// Like [`put_bytes`](Queue::put_bytes), failing with [`SendError::Timeout`] after `timeout`.
-    ///
-    /// # Errors
-    /// As `put_bytes`, plus `Timeout`.
-    pub fn put_bytes_timeout(&self, bytes: &[u8], timeout: Duration) -> Result<(), SendError> {
-        Ok(self.put_raw(bytes, Deadline::after(timeout))?)
-    }
-
-    /// Like [`put_bytes`](Queue::put_bytes) without waiting: [`SendError::Full`] if no room.
-    ///
-    /// # Errors
-    /// As `put_bytes`, plus `Full`.
-    pub fn try_put_bytes(&self, bytes: &[u8]) -> Result<(), SendError> {
-        Ok(self.put_raw(bytes, Deadline::Now)?)
-    }
-
-    /// Takes the oldest message's bytes, blocking while the queue is empty.
-    ///
-    /// # Errors
-    /// [`RecvError::Disconnected`] once closed and drained; [`RecvError::Corrupt`].
-    pub fn get_bytes(&self) -> Result<Vec<u8>, RecvError> {
-        self.get_vec(Deadline::Never)
-    }
-
-    /// Like [`get_bytes`](Queue::get_bytes), failing with [`RecvError::Timeout`] after `timeout`.
-    ///
-    /// # Errors
-    /// As `get_bytes`, plus `Timeout`.
-    pub fn get_bytes_timeout(&self, timeout: Duration) -> Result<Vec<u8>, RecvError> {
-        self.get_vec(Deadline::after(timeout))
-    }
-
-    /// Like [`get_bytes`](Queue::get_bytes) without waiting: [`RecvError::Empty`] if none.
-    ///
-    /// # Errors
-    /// As `get_bytes`, plus `Empty`.
-    pub fn try_get_bytes(&self) -> Result<Vec<u8>, RecvError> {
-        self.get_vec(Deadline::Now)
-    }
-
-    fn get_vec(&self, deadline: Deadline) -> Result<Vec<u8>, RecvError> {
-        let mut out = Vec::new();
-        self.get_into(deadline, &mut out)?;
-        Ok(out)
-    }
-
-    fn put_raw(&self, bytes: &[u8], deadline: Deadline) -> Result<(), Stop> {
-        record::put(&self.ring, Some(&self.me), self.policy, bytes, deadline)
-    }
-
-    fn get_into(&self, deadline: Deadline, out: &mut Vec<u8>) -> Result<(), Stop> {
-        record::take_into_vec(&self.ring, Some(&self.me), self.policy, deadline, out)
-    }
-
-    fn get_landed(&self, deadline: Deadline, out: &mut Landing) -> Result<(), Stop> {
-        record::take_into_landing(&self.ring, Some(&self.me), self.policy, deadline, out)
-    }
 }
 
-impl<T: Serialize> Queue<T> {
-    /// Appends `msg`, blocking while the queue is full.
-    ///
-    /// # Errors
-    /// [`SendError::TooLarge`] (nothing written), [`SendError::Disconnected`] (closed),
-    /// [`SendError::Encode`], [`SendError::Corrupt`]. `msg` is borrowed: it stays the caller's.
-    pub fn put(&self, msg: &T) -> Result<(), SendError> {
-        codec::with_encoded(msg, |b| Ok(self.put_raw(b, Deadline::Never)?))
-    }
+// Putting and getting: typed and bytes.
+#[path = "queue_io.rs"]
+mod io;
 
-    /// Like [`put`](Queue::put), failing with [`SendError::Timeout`] after `timeout`.
-    ///
-    /// # Errors
-    /// As `put`, plus `Timeout`.
-    pub fn put_timeout(&self, msg: &T, timeout: Duration) -> Result<(), SendError> {
-        let deadline = Deadline::after(timeout);
-        codec::with_encoded(msg, |b| Ok(self.put_raw(b, deadline)?))
-    }
-
-    /// Like [`put`](Queue::put) without waiting: [`SendError::Full`] if there is no room.
-    ///
-    /// # Errors
-    /// As `put`, plus `Full`.
-    pub fn try_put(&self, msg: &T) -> Result<(), SendError> {
-        codec::with_encoded(msg, |b| Ok(self.put_raw(b, Deadline::Now)?))
-    }
-}
-
-impl<T: DeserializeOwned> Queue<T> {
-    /// Takes the oldest message, blocking while the queue is empty.
-    ///
-    /// # Errors
-    /// [`RecvError::Disconnected`] once closed and drained; [`RecvError::Decode`] (the message
-    /// is consumed); [`RecvError::Corrupt`].
-    pub fn get(&self) -> Result<T, RecvError> {
-        codec::decode_landed(|l| Ok(self.get_landed(Deadline::Never, l)?))
-    }
-
-    /// Like [`get`](Queue::get), failing with [`RecvError::Timeout`] after `timeout`.
-    ///
-    /// # Errors
-    /// As `get`, plus `Timeout`.
-    pub fn get_timeout(&self, timeout: Duration) -> Result<T, RecvError> {
-        let deadline = Deadline::after(timeout);
-        codec::decode_landed(|l| Ok(self.get_landed(deadline, l)?))
-    }
-
-    /// Like [`get`](Queue::get) without waiting: [`RecvError::Empty`] if there is none.
-    ///
-    /// # Errors
-    /// As `get`, plus `Empty`.
-    pub fn try_get(&self) -> Result<T, RecvError> {
-        codec::decode_landed(|l| Ok(self.get_landed(Deadline::Now, l)?))
-    }
-}
-
-impl<T> Clone for Queue<T> {
-    fn clone(&self) -> Self {
-        Queue {
-            ring: self.ring.clone(),
-            me: Arc::clone(&self.me),
-            policy: self.policy,
-            _msg: PhantomData,
-        }
-    }
-}
-
-impl<T> fmt::Debug for Queue<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Queue")
-            .field("name", &self.name())
-            .field("capacity", &self.capacity())
-            .field("len", &self.len())
-            .field("closed", &self.is_closed())
-            .finish()
-    }
-}
-
-/// A `Queue` can be an argument or result of a spawned entry or Pool task, or a message: an
-/// anonymous one travels as a file descriptor (only to spawned processes and Pool tasks;
-/// serializing it anywhere else is an error), a named one by name. A queue has no peers to
-/// track, so the received handle is simply another handle to the same ring.
-impl<T> Serialize for Queue<T> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        transfer::serialize_queue(self.me.state(), serializer)
-    }
-}
-
-impl<'de, T> serde::Deserialize<'de> for Queue<T> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let received = transfer::deserialize_queue::<T, D>(deserializer)?;
-        // Hold first, then end the hand-over: the queue is never unheld in between.
-        let q =
-            Queue::opened(received.seg, EndLocal::adopt_solo).map_err(serde::de::Error::custom)?;
-        q.me.state().end_transit(received.slot, received.guarantor);
-        Ok(q)
-    }
-}
+// Clone, Debug and serde.
+#[path = "queue_traits.rs"]
+mod traits;
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn corrupt_then(
-        set: impl Fn(&crate::ring::RingCtl),
-    ) -> (Result<Vec<u8>, RecvError>, Result<(), SendError>) {
-        let q: Queue<u8> = Queue::with_capacity(256).unwrap();
-        q.put_bytes(&[1, 2, 3]).unwrap();
-        set(q.ring.ctl());
-        (q.try_get_bytes(), q.try_put_bytes(&[4; 100]))
-    }
-
-    #[test]
-    fn a_tail_beyond_head_plus_capacity_is_corrupt() {
-        let (got, put) = corrupt_then(|c| c.put.pos.store(1 << 40, Ordering::Relaxed));
-        assert!(matches!(got, Err(RecvError::Corrupt(_))), "{got:?}");
-        assert!(matches!(put, Err(SendError::Corrupt(_))), "{put:?}");
-    }
-
-    #[test]
-    fn a_head_beyond_tail_is_corrupt() {
-        let (got, put) = corrupt_then(|c| {
-            // The caches are stale-but-valid until refreshed: drop them so both sides re-read.
-            c.get.pos.store(u64::MAX - 3, Ordering::Relaxed);
-            c.get.peer_cache.store(0, Ordering::Relaxed);
-            c.put.peer_cache.store(u64::MAX, Ordering::Relaxed);
-        });
-        assert!(matches!(got, Err(RecvError::Corrupt(_))), "{got:?}");
-        assert!(matches!(put, Err(SendError::Corrupt(_))), "{put:?}");
-    }
-
-    #[test]
-    fn an_index_about_to_overflow_is_corrupt() {
-        let (_, put) = corrupt_then(|c| {
-            c.put.pos.store(u64::MAX - 8, Ordering::Relaxed);
-            c.get.pos.store(u64::MAX - 8, Ordering::Relaxed);
-            c.put.peer_cache.store(u64::MAX - 8, Ordering::Relaxed);
-        });
-        assert!(matches!(put, Err(SendError::Corrupt(_))), "{put:?}");
-    }
-
-    #[test]
-    fn a_record_longer_than_what_was_published_is_corrupt() {
-        let (got, _) = corrupt_then(|c| c.put.pos.store(5, Ordering::Relaxed));
-        assert!(matches!(got, Err(RecvError::Corrupt(_))), "{got:?}");
-    }
-
-    #[test]
-    fn garbage_everywhere_gives_errors_not_crashes() {
-        for pattern in [0xA5_u64, 0x0101_0101_0101_0101, u64::MAX, 1 << 63] {
-            let (got, put) = corrupt_then(|c| {
-                for side in [&c.put, &c.get] {
-                    for (i, w) in [&side.pos, &side.peer_cache, &side.count]
-                        .iter()
-                        .enumerate()
-                    {
-                        w.store(pattern.rotate_left(i as u32 * 7), Ordering::Relaxed);
-                    }
-                }
-            });
-            // Either side may happen to see a consistent state; neither may crash or hang.
-            let _ = (got, put);
-        }
-    }
-}
+#[path = "queue_tests.rs"]
+mod tests;

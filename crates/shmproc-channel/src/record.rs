@@ -21,6 +21,9 @@ pub(crate) fn put(
 ) -> Result<(), Stop> {
     if let Some(m) = member {
         m.claim()?;
+        if m.puts_closed() {
+            return Err(Stop::ClosedHere);
+        }
     }
     let need = HEADER + bytes.len() as u64;
     if need > ring.capacity() {
@@ -44,8 +47,11 @@ pub(crate) fn put(
                 // but before waking sleeping consumers: wake everyone so nobody sleeps on it.
                 ring.wake_all();
             }
-            if ctl.flags.closed.load(Ordering::Relaxed) != 0 {
+            if ctl.flags.shut_down.load(Ordering::Relaxed) != 0 {
                 return Err(Stop::Closed);
+            }
+            if member.is_some_and(EndLocal::puts_closed) {
+                return Err(Stop::ClosedHere); // closed by another thread while we waited
             }
             let tail = ctl.put.pos.load(Ordering::Relaxed);
             if ring.writable_batched(tail, need, batch_pause)? >= need {
@@ -60,7 +66,11 @@ pub(crate) fn put(
                 return Ok(());
             }
         }
-        let ready = || is_closed(ring) || ring.free_hint() >= need;
+        let ready = || {
+            is_shut_down(ring)
+                || member.is_some_and(EndLocal::puts_closed)
+                || ring.free_hint() >= need
+        };
         wait(ring, member, Event::Space, policy, deadline, ready)?;
     }
 }
@@ -88,7 +98,7 @@ pub(crate) fn take_into_landing(
 }
 
 /// Takes the oldest record into `out` under the consumer lock, waiting while the ring is
-/// empty; `Closed` once the queue is closed and drained, or empty and left by every other
+/// empty; `Closed` once the queue is shut down and drained, or empty and left by every other
 /// process.
 #[inline(always)]
 fn take(
@@ -110,8 +120,8 @@ fn take(
                 // before waking sleeping producers: wake everyone so nobody sleeps on it.
                 ring.wake_all();
             }
-            // Closed first, then the tail: a put that completed before close is seen.
-            let closed = ctl.flags.closed.load(Ordering::Acquire) != 0;
+            // The flag first, then the tail: a put that completed before shutdown is seen.
+            let closed = ctl.flags.shut_down.load(Ordering::Acquire) != 0;
             let head = ctl.get.pos.load(Ordering::Relaxed);
             let avail = ring.readable(head, 1)?;
             if avail > 0 {
@@ -127,13 +137,16 @@ fn take(
                     .count
                     .store(count.wrapping_add(1), Ordering::Relaxed);
                 ring.release(head + HEADER + len);
+                if let Some(m) = member {
+                    m.note_taken();
+                }
                 return Ok(());
             }
             if closed {
                 return Err(Stop::Closed);
             }
         }
-        let ready = || is_closed(ring) || ring.len_hint() > 0;
+        let ready = || is_shut_down(ring) || ring.len_hint() > 0;
         wait(ring, member, Event::Data, policy, deadline, ready)?;
     }
 }
@@ -157,10 +170,10 @@ fn wait(
     ring.wait_for(event, policy, deadline, watch, || Ok(ready()), ending)
 }
 
-/// Whether the queue on `ring` was closed.
+/// Whether the queue on `ring` was shut down.
 #[inline]
-pub(crate) fn is_closed(ring: &Ring) -> bool {
-    ring.ctl().flags.closed.load(Ordering::Acquire) != 0
+pub(crate) fn is_shut_down(ring: &Ring) -> bool {
+    ring.ctl().flags.shut_down.load(Ordering::Acquire) != 0
 }
 
 /// `pos + n`, or a corruption error if a peer-written index would overflow.

@@ -9,7 +9,7 @@
 //! | `get_lock` | consumers | robust lock serialising consumers |
 //! | `get` | consumers (under `get_lock`) | `head`, a cached `tail`, bounds of the message being read |
 //! | `data_wait`, `space_wait` | sleepers | event counts: sleeper count and sequence in one word |
-//! | `flags` | anyone | `closed`, `broken` |
+//! | `flags` | anyone | `shut_down`, `broken` |
 //!
 //! Each line is its own cache line, so producers and consumers never write the same line on the
 //! fast path. Bytes `[head, tail)` are published: a producer writes data past `tail`, then
@@ -67,8 +67,9 @@ pub(crate) struct Side {
 #[repr(C, align(64))]
 #[derive(Debug, Default)]
 pub(crate) struct Flags {
-    /// Queue: `close()` was called. Pipe: unused (ends carry their own flag).
-    pub closed: AtomicU32,
+    /// Queue: `shutdown()` was called (in any process). Pipe: unused (ends carry their own
+    /// flag).
+    pub shut_down: AtomicU32,
     /// A message was left half written or half read (a side died or timed out mid-message).
     pub broken: AtomicU32,
 }
@@ -356,7 +357,7 @@ impl Ring {
         wake(&self.ctl.space_wait);
     }
 
-    /// Wakes every sleeper on both sides (close, peer gone).
+    /// Wakes every sleeper on both sides (shutdown, close, peer gone).
     pub fn wake_all(&self) {
         for w in [&self.ctl.data_wait, &self.ctl.space_wait] {
             w.wake(true);

@@ -60,6 +60,12 @@ pub enum ProcessError {
         /// How many tasks were left unfinished.
         abandoned: usize,
     },
+    /// The task was cancelled with `Task::cancel` before it started; it never ran.
+    Cancelled,
+    /// The pool's queue holds as many tasks as its `queue_bound` allows: `Pool::try_submit`
+    /// found it full, or `Pool::submit_timeout` waited in vain. Nothing was submitted; retry
+    /// later, or wait for some of the submitted tasks first.
+    QueueFull,
 }
 
 impl ProcessError {
@@ -112,6 +118,10 @@ impl fmt::Display for ProcessError {
                 f,
                 "the pool did not finish in time: its workers were terminated and {abandoned} \
                  unfinished task(s) abandoned"
+            ),
+            ProcessError::Cancelled => f.write_str("the task was cancelled before it started"),
+            ProcessError::QueueFull => f.write_str(
+                "the pool's queue is full (its queue_bound); nothing was submitted, retry later",
             ),
         }
     }

@@ -11,37 +11,41 @@
 //! | panics                                        | [`PANIC_EXIT_CODE`], or `Panicked` (spawn) |
 //! | is killed, even mid-reply                     | `Signaled`, even while descendants that    |
 //! |                                               | inherited its channel live on              |
-//! | outlives a dropped `Process`                  | nothing: not stopped (reaped if exited)    |
-//! | outlives its parent                           | lives on, like Python's; pool workers die  |
-//! |                                               | with their owner instead (see `worker`)    |
+//! | outlives a dropped `Process`                  | nothing: not stopped (reaped if exited, or |
+//! |                                               | later by `active_children`); a daemon is   |
+//! |                                               | stopped (see `children`)                   |
+//! | outlives its parent                           | lives on, like Python's; pool workers and  |
+//! |                                               | daemons die with their owner instead (see  |
+//! |                                               | `worker`, `children`)                      |
 
 use std::fmt;
 use std::io::{self, Write};
 use std::marker::PhantomData;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::process::ExitStatus;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::current::{set_current_name, set_forked_from};
+use crate::children::{self, lock, Child};
+use crate::current::{current_process, set_current_name, set_forked_from};
 use crate::owner_ends;
+use crate::owner_watch::die_with;
 use crate::sys::{self, Forked};
 use crate::transport::{Channel, Frame, Partial, Ready};
 
 /// Exit code of a forked child whose closure panicked (the same as a panicking Rust `main`).
 pub const PANIC_EXIT_CODE: i32 = 101;
 
-/// Longest sleep between checks when the kernel has no pidfd to wait on.
-const NAP: Duration = Duration::from_millis(1);
-
 static NEXT_NUMBER: AtomicU32 = AtomicU32::new(1);
 
 /// A child process, like Python's `multiprocessing.Process` once started.
 ///
 /// `R` is the type of the value a spawned entry returns; forked processes are `Process<()>`.
-/// Dropping a `Process` does not stop the child; a child that has already exited is reaped.
+/// Dropping a `Process` does not stop the child (unless it is a daemon: see
+/// [`ProcessBuilder::daemon`](crate::ProcessBuilder::daemon)); a child that has already exited is
+/// reaped.
 ///
 /// # Examples
 /// ```
@@ -52,12 +56,8 @@ static NEXT_NUMBER: AtomicU32 = AtomicU32::new(1);
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct Process<R = ()> {
-    pid: u32,
-    name: String,
-    pidfd: Option<OwnedFd>,
-    /// Set once the child has been reaped; also serialises reaping and signalling, so that
-    /// without a pidfd a signal by pid never reaches a recycled pid.
-    status: Mutex<Option<ExitStatus>>,
+    /// Pid, name, pidfd and exit status, shared with this process's list of children.
+    child: Arc<Child>,
     /// A spawned child's channel: jobs go out, the result comes back.
     channel: Option<Channel>,
     /// The result, as far as it has arrived.
@@ -140,7 +140,7 @@ impl Process<()> {
     /// # Errors
     /// The OS error if `fork` fails (e.g. too many processes).
     pub fn fork<F: FnOnce() + Send + 'static>(f: F) -> io::Result<Process> {
-        Process::fork_named(next_name(), f)
+        Process::fork_as(next_name(), false, f)
     }
 
     /// Like [`fork`](Process::fork) with a chosen name (see [`crate::current_process`]).
@@ -151,11 +151,20 @@ impl Process<()> {
         name: impl Into<String>,
         f: F,
     ) -> io::Result<Process> {
-        let name = name.into();
+        Process::fork_as(name.into(), false, f)
+    }
+
+    /// `fork` with a name, as a daemon or not (see [`crate::ProcessBuilder`]).
+    pub(crate) fn fork_as<F: FnOnce() + Send + 'static>(
+        name: String,
+        daemon: bool,
+        f: F,
+    ) -> io::Result<Process> {
         let parent = std::process::id();
         // Boxed before the fork, so the child allocates nothing (each page it writes is a
         // copy-on-write fault: a short-lived child should touch as little as possible).
         let child_name = Box::new(name.clone());
+        let parent_name = Box::new(current_process().name);
         // Hold both stream locks across fork: buffered output is flushed once (not duplicated
         // in the child), and the child's copy of each lock is held by its own thread, not by a
         // thread that no longer exists there.
@@ -165,25 +174,32 @@ impl Process<()> {
         match sys::fork()? {
             Forked::Child => {
                 drop((out, err));
-                run_child(child_name, parent, f)
+                run_child(child_name, (parent, parent_name), daemon, f)
             }
             Forked::Parent(pid) => {
-                drop((out, err, child_name));
+                drop((out, err, child_name, parent_name));
                 drop(f);
-                Ok(Process::started(pid, name, ResultLink::Forked))
+                Ok(Process::started_as(pid, name, daemon, ResultLink::Forked))
             }
         }
     }
 }
 
+/// The fork child: `parent` is the pid and name of the process that forked it. A daemon dies
+/// with its parent (see `children`), and exits with 1 at once if the parent is already gone.
 #[allow(clippy::box_collection)] // see `set_current_name`
-fn run_child<F: FnOnce()>(name: Box<String>, parent: u32, f: F) -> ! {
+fn run_child<F: FnOnce()>(name: Box<String>, parent: (u32, Box<String>), daemon: bool, f: F) -> ! {
+    let (parent_pid, parent_name) = parent;
     set_current_name(name);
-    set_forked_from(parent);
+    set_forked_from(parent_pid, parent_name);
     owner_ends::release_inherited();
-    let code = match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(()) => 0,
-        Err(_) => PANIC_EXIT_CODE,
+    let code = if daemon && !die_with(parent_pid) {
+        1
+    } else {
+        match catch_unwind(AssertUnwindSafe(f)) {
+            Ok(()) => 0,
+            Err(_) => PANIC_EXIT_CODE,
+        }
     };
     // Copies of the parent's handles are never dropped here (no destructors run past `_exit`):
     // leave what they are members of, so peers see this child leave, not die.
@@ -193,16 +209,19 @@ fn run_child<F: FnOnce()>(name: Box<String>, parent: u32, f: F) -> ! {
 }
 
 impl<R> Process<R> {
+    /// A non-daemon child just started (a pool worker).
     pub(crate) fn started(pid: u32, name: String, link: ResultLink) -> Process<R> {
+        Process::started_as(pid, name, false, link)
+    }
+
+    /// A child just started, listed among this process's children.
+    pub(crate) fn started_as(pid: u32, name: String, daemon: bool, link: ResultLink) -> Process<R> {
         let (channel, reply) = match link {
             ResultLink::Forked => (None, Reply::None),
             ResultLink::Pending(channel) => (Some(channel), Reply::Reading(Partial::default())),
         };
         Process {
-            pid,
-            name,
-            pidfd: sys::pidfd_open(pid),
-            status: Mutex::new(None),
+            child: Child::started(pid, name, daemon),
             channel,
             reply: Mutex::new(reply),
             _result: PhantomData,
@@ -211,7 +230,7 @@ impl<R> Process<R> {
 
     /// The pidfd (readable once the child exited), if the kernel has them.
     pub(crate) fn pidfd_raw(&self) -> Option<std::os::fd::RawFd> {
-        self.pidfd.as_ref().map(std::os::fd::AsRawFd::as_raw_fd)
+        self.child.pidfd_raw()
     }
 
     /// A spawned child's channel.
@@ -221,12 +240,17 @@ impl<R> Process<R> {
 
     /// The child's process id.
     pub fn pid(&self) -> u32 {
-        self.pid
+        self.child.pid()
     }
 
     /// The child's name (`Process-N` unless chosen).
     pub fn name(&self) -> &str {
-        &self.name
+        self.child.name()
+    }
+
+    /// Whether the child is a daemon (see [`ProcessBuilder::daemon`](crate::ProcessBuilder::daemon)).
+    pub fn is_daemon(&self) -> bool {
+        self.child.is_daemon()
     }
 
     /// Whether the child still runs (an exited child is reaped by this call).
@@ -242,6 +266,27 @@ impl<R> Process<R> {
     pub fn exit_status(&self) -> io::Result<Option<ExitStatus>> {
         self.pump();
         self.poll_status()
+    }
+
+    /// The child's exit code, without waiting (Python's `exitcode`): `None` while it runs,
+    /// `Some(code)` once it exited, `Some(-n)` if signal `n` killed it. An exited child is
+    /// reaped by this call; [`join`](Process::join) and friends still report its status.
+    /// `None` too if the status cannot be read (see [`exit_status`](Process::exit_status)).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// use shmproc_process::Process;
+    ///
+    /// let p = Process::fork(|| std::thread::sleep(Duration::from_secs(30)))?;
+    /// assert_eq!(p.exit_code(), None); // running
+    /// p.kill()?;
+    /// p.join()?;
+    /// assert_eq!(p.exit_code(), Some(-9)); // SIGKILL
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn exit_code(&self) -> Option<i32> {
+        self.exit_status().ok().flatten().and_then(sys::exit_code)
     }
 
     /// Waits for the child to exit and returns its status. A spawned child's result is read
@@ -286,25 +331,11 @@ impl<R> Process<R> {
     }
 
     fn signal(&self, signal: i32) -> io::Result<()> {
-        let status = lock(&self.status);
-        if status.is_some() {
-            return Ok(());
-        }
-        match &self.pidfd {
-            // The pidfd names this very process, even once it is gone and its pid reused.
-            Some(pidfd) => sys::pidfd_kill(pidfd.as_fd(), signal),
-            // Not reaped yet (and we hold the reaping lock), so the pid cannot have been
-            // recycled — unless someone else reaps our children (SIGCHLD ignored).
-            None => sys::kill(self.pid, signal),
-        }
+        self.child.signal(signal)
     }
 
     pub(crate) fn poll_status(&self) -> io::Result<Option<ExitStatus>> {
-        let mut status = lock(&self.status);
-        if status.is_none() {
-            *status = sys::try_reap(self.pid, self.pidfd.as_ref().map(AsFd::as_fd))?;
-        }
-        Ok(*status)
+        self.child.poll_status()
     }
 
     /// Reads what has arrived of a spawned child's result, without blocking. `true` while
@@ -343,15 +374,7 @@ impl<R> Process<R> {
                 return Ok(Waited::TimedOut);
             }
             let channel = self.channel.as_ref().filter(|_| reading).map(AsFd::as_fd);
-            match (&self.pidfd, channel) {
-                (Some(pidfd), channel) => {
-                    sys::poll_fds(&[Some(pidfd.as_fd()), channel], Some(left))?;
-                }
-                (None, Some(channel)) => {
-                    sys::poll_fds(&[Some(channel)], Some(left.min(NAP)))?;
-                }
-                (None, None) => std::thread::sleep(left.min(NAP)),
-            }
+            self.child.nap(left, channel)?;
         }
     }
 
@@ -378,24 +401,26 @@ impl<R> Process<R> {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 impl<R> Drop for Process<R> {
     fn drop(&mut self) {
-        // Reap an exited child so it does not linger as a zombie; never wait for a running one.
-        let _ = self.poll_status();
+        if self.child.is_daemon() {
+            // Bounded: SIGTERM, a short grace, SIGKILL, reaped.
+            children::stop(std::slice::from_ref(&self.child));
+        } else {
+            // Reap an exited child so it does not linger as a zombie; never wait for a running
+            // one.
+            let _ = self.poll_status();
+        }
     }
 }
 
 impl<R> fmt::Debug for Process<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let status = *lock(&self.status);
         f.debug_struct("Process")
-            .field("pid", &self.pid)
-            .field("name", &self.name)
-            .field("exit_status", &status)
+            .field("pid", &self.pid())
+            .field("name", &self.name())
+            .field("daemon", &self.is_daemon())
+            .field("exit_status", &self.child.cached_status())
             .finish()
     }
 }

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 
+use crate::current::{current_process, PARENT_NAME_ENV};
 use crate::entry::{decode_reply, encode_for, Entry};
 use crate::process::{next_name, ResultLink, Took, Waited};
 use crate::transport::{Channel, Frame};
@@ -20,13 +21,18 @@ pub(crate) fn start_child(name: &str) -> io::Result<(u32, Channel)> {
 }
 
 /// Starts a fresh copy of this program serving jobs on the returned channel; with
-/// `dies_with_owner`, the child is killed when this process dies.
+/// `dies_with_owner` (pool workers, daemons), the child is killed when this process dies.
 fn start(name: &str, dies_with_owner: bool) -> io::Result<(u32, Channel)> {
     // Keep the before-main dispatcher linked into every program that can spawn.
     std::hint::black_box(&DISPATCH);
     let (ours, theirs) = Channel::pair()?;
     let worker = if dies_with_owner { "1" } else { "0" };
-    let env = [(SPAWN_ENV, name), (WORKER_ENV, worker)];
+    let parent = current_process().name;
+    let env = [
+        (SPAWN_ENV, name),
+        (WORKER_ENV, worker),
+        (PARENT_NAME_ENV, &parent),
+    ];
     let pid = sys::spawn_self(std::os::fd::AsFd::as_fd(&theirs), &env)?;
     Ok((pid, ours))
 }
@@ -73,12 +79,22 @@ impl<R: DeserializeOwned> Process<R> {
     /// [`ProcessError::Encode`] if `arg` cannot be serialized; [`ProcessError::Io`] if the OS
     /// cannot start the process.
     pub fn spawn<E: Entry<Ret = R>>(entry: E, arg: E::Arg) -> Result<Process<R>, ProcessError> {
+        Process::spawn_as(next_name(), false, entry, arg)
+    }
+
+    /// `spawn` with a name, as a daemon or not (see [`crate::ProcessBuilder`]). A daemon
+    /// child dies with this process, as pool workers do.
+    pub(crate) fn spawn_as<E: Entry<Ret = R>>(
+        name: String,
+        daemon: bool,
+        entry: E,
+        arg: E::Arg,
+    ) -> Result<Process<R>, ProcessError> {
         let _ = entry;
         // A key registered twice is refused here, before a child is started.
         crate::entry::check_registered(E::KEY)?;
-        let name = next_name();
-        let (pid, channel) = start(&name, false)?;
-        let process = Process::started(pid, name, ResultLink::Pending(channel));
+        let (pid, channel) = start(&name, daemon)?;
+        let process = Process::started_as(pid, name, daemon, ResultLink::Pending(channel));
         // Encoded for the child once it exists: pipe ends in `arg` register it as recipient.
         let arg = match encode_for(&arg, Some(pid)) {
             Ok(arg) => arg,

@@ -325,6 +325,7 @@ extern "C" fn dispatch_before_main() {
     std::env::remove_var(SPAWN_ENV);
     std::env::remove_var(WORKER_ENV);
     let channel = adopt_channel();
+    current::set_spawned_by(channel.peer);
     if worker && !die_with(channel.peer) {
         refuse(&format!(
             "its parent (pid {}) exited before it could start",

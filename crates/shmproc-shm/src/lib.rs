@@ -27,6 +27,7 @@
 
 mod catalog;
 mod error;
+mod fork_lock;
 #[doc(hidden)]
 pub mod fuzzing;
 mod header;
@@ -45,6 +46,7 @@ pub mod watcher;
 
 pub use catalog::{clean, inspect, list, remove, HeaderSummary, SegmentInfo};
 pub use error::SegmentError;
+pub use fork_lock::{ForkLock, ForkLockGuard};
 pub use header::{Kind, TypeInfo, PAYLOAD_OFFSET};
 pub use hooks::register_once;
 pub use membership::{leave_all, on_leave, Seat};

@@ -14,12 +14,12 @@
 //! Locks are not memberships: a lock still held at exit is reported to its next acquirer as
 //! owner-died, whichever way the process ended.
 
-use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use crate::hooks::Hooks;
 use crate::liveness::current_identity;
+use crate::ForkLock;
 use crate::{Roster, RosterFull, SharedRef};
 
 static HOOKS: Hooks<16> = Hooks::new();
@@ -76,69 +76,10 @@ pub struct Seat {
     joined: AtomicU64,
 }
 
-/// Every seat of this process, for [`leave_all`]. A spin lock held across `fork` by at-fork
-/// handlers rather than a `Mutex`: a `Mutex` that another thread held at the moment of a fork
-/// stays locked forever in the child, which then hangs creating a barrier and cannot leave the
-/// ones it used (its peers would see it die).
-struct SeatList {
-    locked: AtomicBool,
-    seats: UnsafeCell<Vec<Weak<Seat>>>,
-}
-
-// SAFETY: `seats` is only touched by the thread that holds `locked` (acquire/release pairs).
-unsafe impl Sync for SeatList {}
-
-static SEATS: SeatList = SeatList {
-    locked: AtomicBool::new(false),
-    seats: UnsafeCell::new(Vec::new()),
-};
-/// Whether the at-fork handlers are registered (see `ensure_seats_fork_handlers`).
-static SEATS_FORK: AtomicU32 = AtomicU32::new(0);
-
-fn try_lock_seats() -> bool {
-    SEATS
-        .locked
-        .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-        .is_ok()
-}
-
-fn lock_seats() {
-    while !try_lock_seats() {
-        std::thread::yield_now();
-    }
-}
-
-fn unlock_seats() {
-    SEATS.locked.store(false, Ordering::Release);
-}
-
-/// Runs `f` on the seat list, whose lock the caller holds, then releases the lock. `f` must
-/// not drop an `Arc<Seat>` (a `Weak` is fine).
-fn with_seats_locked<R>(f: impl FnOnce(&mut Vec<Weak<Seat>>) -> R) -> R {
-    // SAFETY: the caller holds the lock, so no other thread touches the list until it is
-    // released.
-    let r = f(unsafe { &mut *SEATS.seats.get() });
-    unlock_seats();
-    r
-}
-
-extern "C" fn seats_before_fork() {
-    lock_seats();
-}
-
-extern "C" fn seats_after_fork() {
-    // In the parent: release the lock taken in `seats_before_fork`. In the child: the forking
-    // thread (the child's only thread) took it, so the list is consistent; release it.
-    unlock_seats();
-}
-
-fn ensure_seats_fork_handlers() {
-    // Unsupported targets only fail: a child forked while another thread holds the lock then
-    // never takes it (bounded in `leave_seats`, see there).
-    crate::register_once(&SEATS_FORK, || {
-        crate::sys::at_fork(seats_before_fork, seats_after_fork, seats_after_fork).is_ok()
-    });
-}
+/// Every seat of this process, for [`leave_all`]. A [`ForkLock`], not a `Mutex`: a `Mutex`
+/// that another thread held at the moment of a fork stays locked forever in the child, which
+/// then hangs creating a barrier and cannot leave the ones it used (its peers would see it die).
+static SEATS: ForkLock<Vec<Weak<Seat>>> = ForkLock::new(Vec::new());
 
 impl Seat {
     /// A seat in `roster`, not taken yet.
@@ -147,12 +88,11 @@ impl Seat {
             roster,
             joined: AtomicU64::new(0),
         });
-        ensure_seats_fork_handlers();
-        lock_seats();
-        with_seats_locked(|seats| {
+        {
+            let mut seats = SEATS.lock();
             seats.retain(|w| w.strong_count() > 0);
             seats.push(Arc::downgrade(&seat));
-        });
+        }
         on_leave(leave_seats);
         seat
     }
@@ -195,15 +135,12 @@ impl Drop for Seat {
 
 fn leave_seats() {
     // Bounded: `exit` may run this while another thread of ours holds the lock for a moment;
-    // a fork child never finds it held (see `SeatList`) where the at-fork handlers exist.
-    for _ in 0..1000 {
-        if try_lock_seats() {
-            // Collected under the lock, left (and the `Arc`s dropped) after it.
-            let live: Vec<Arc<Seat>> =
-                with_seats_locked(|seats| seats.iter().filter_map(Weak::upgrade).collect());
-            live.iter().for_each(|s| s.leave());
-            return;
-        }
-        std::thread::yield_now();
-    }
+    // a fork child never finds it held (see `ForkLock`) where the at-fork handlers exist.
+    let Some(seats) = SEATS.lock_within(1000) else {
+        return;
+    };
+    // Collected under the lock, left (and the `Arc`s dropped) after it.
+    let live: Vec<Arc<Seat>> = seats.iter().filter_map(Weak::upgrade).collect();
+    drop(seats);
+    live.iter().for_each(|s| s.leave());
 }

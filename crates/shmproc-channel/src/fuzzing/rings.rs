@@ -149,7 +149,7 @@ fn queue_op(q: &Queue<Msg>, cap: u64, i: usize, op: u8, model: Option<&mut Fifo>
             let (len, empty) = (q.len(), q.is_empty());
             assert_eq!(q.capacity() as u64, cap);
             assert_eq!(q.max_message_len() as u64, cap - HEADER);
-            let _ = q.is_closed();
+            let _ = (q.is_closed(), q.is_shutdown());
             if let Some(m) = model {
                 assert_eq!((len, empty), (m.msgs.len(), m.msgs.is_empty()));
             }

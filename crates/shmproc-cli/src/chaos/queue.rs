@@ -39,7 +39,7 @@ fn deliver(seen: &Ledger, base: usize, last: &mut [Option<u32>], msg: Option<&[u
 
 /// Producers put numbered frames and note each acknowledged `put` in a shared `Array`;
 /// consumers (children, and the parent all along) take them. One process is killed. Then the
-/// queue is closed and drained, and every acknowledged message must have arrived exactly once.
+/// queue is shut down and drained, and every acknowledged message must have arrived exactly once.
 pub(crate) fn queue(t: &mut Trial<'_>) -> Setup {
     let producers = t.rng.range(1, 3) as usize;
     let consumers = t.rng.range(0, 2) as usize;
@@ -115,17 +115,17 @@ pub(crate) fn queue(t: &mut Trial<'_>) -> Setup {
     let deadline = Instant::now() + GRACE;
     let mut last = vec![None; producers];
     // The parent consumes too (so producers never wait on a full ring for nobody) until
-    // every producer is gone, then closes the queue and drains it with the consumers.
+    // every producer is gone, then shuts the queue down and drains it with the consumers.
     let mut closing = false;
     loop {
         let struck = kids.strike_if_due();
         if !closing && struck && (0..producers).all(|p| kids.exited(p)) {
-            q.close();
+            q.shutdown();
             closing = true;
         }
         if Instant::now() > deadline {
             t.problem(Problem::Hang, "producers still putting after the trial");
-            q.close();
+            q.shutdown();
             break;
         }
         let nap = if closing {
@@ -150,7 +150,7 @@ pub(crate) fn queue(t: &mut Trial<'_>) -> Setup {
                 break
             }
             Err(RecvError::Timeout) => {
-                t.problem(Problem::Hang, "the parent's get after close");
+                t.problem(Problem::Hang, "the parent's get after shutdown");
                 break;
             }
             Err(e) => {

@@ -1,7 +1,7 @@
 //! What a pool is built with: shared by `Pool::new`/`with_kind`, the builder and the manager.
-#![allow(dead_code)] // TODO(issue 12): remove once the builder and manager read every setting
 
 use std::num::NonZeroUsize;
+use std::time::Instant;
 
 use super::manager::WorkerKind;
 use crate::transport::Frame;
@@ -41,4 +41,17 @@ impl PoolConfig {
             queue_bound: None,
         }
     }
+}
+
+/// How a pool stops (see the table on `Pool`).
+#[derive(Clone, Copy)]
+pub(crate) enum Stop {
+    /// Let every submitted task finish.
+    Wait,
+    /// Let them finish until the deadline, then terminate.
+    Until(Instant),
+    /// Cancel abandoned tasks, let held ones finish until the deadline, then terminate.
+    Drop(Instant),
+    /// Kill the workers now.
+    Now,
 }

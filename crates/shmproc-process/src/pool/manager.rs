@@ -8,9 +8,10 @@
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::os::unix::process::ExitStatusExt;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use super::backoff::Backoff;
 use super::config::PoolConfig;
 use super::link::{Heard, Link};
 use super::task::Slot;
@@ -27,6 +28,10 @@ pub enum WorkerKind {
     /// `fork` of the calling process: faster to start, inherits its memory; the usual caveats
     /// of forking a multi-threaded program apply.
     Forked,
+    /// Threads in this process, no worker processes ([`Pool::threads`](crate::Pool::threads)):
+    /// the same entries and calls, no process to start or copy to, no isolation (a task that
+    /// crashes the process takes the pool with it; a panic fails only its task).
+    Threads,
 }
 
 /// One job waiting for, or running on, a worker.
@@ -60,12 +65,20 @@ pub(crate) struct State {
     size: usize,
     kind: WorkerKind,
     /// The pool's settings (initializer, tasks per worker, queue bound).
-    #[allow(dead_code)] // read as the builder's settings are implemented
     config: PoolConfig,
     started: u64,
     /// A worker's initializer failed with this message: no more workers are started, and
     /// tasks fail with [`ProcessError::InitializerFailed`].
     init_failed: Option<String>,
+    /// Signalled when queued jobs leave the queue (submitters blocked at the queue bound).
+    pub space: Arc<Condvar>,
+    /// Submitters blocked at the queue bound (`space` is signalled only if there are any).
+    pub space_waiters: usize,
+    /// Respawn back-off after workers died idle (see [`State::note_death`]).
+    respawn: Backoff,
+    /// Jobs handed to workers so far, and the count at the last worker death: equal means
+    /// the workers started since then served nothing.
+    handed_out: (u64, u64),
 }
 
 pub(crate) struct Shared {
@@ -89,6 +102,10 @@ impl Shared {
             config,
             started: 0,
             init_failed: None,
+            space: Arc::default(),
+            space_waiters: 0,
+            respawn: Backoff::default(),
+            handed_out: (0, 0),
         };
         for _ in 0..size {
             let worker = state.start_worker()?;
@@ -132,6 +149,12 @@ impl State {
                 let process = Process::fork_named(name, move || serve(&theirs))?;
                 (process, ours)
             }
+            WorkerKind::Threads => {
+                // `Pool` runs a thread pool itself and never starts this manager for one.
+                return Err(ProcessError::Failed(
+                    "internal: a thread pool has no worker processes".into(),
+                ));
+            }
         };
         let init = self.config.initializer.as_ref().map(|i| (i.key, &i.arg));
         let max_tasks = self.config.max_tasks_per_child.map(|n| n.get());
@@ -158,6 +181,7 @@ impl State {
         match self.workers.iter_mut().find(|w| w.link.is_idle()) {
             Some(worker) => {
                 worker.run(job);
+                self.handed_out.0 += 1;
                 false
             }
             None => {
@@ -168,6 +192,15 @@ impl State {
     }
 
     pub(crate) fn dispatch_queued(&mut self) {
+        let queued = self.queue.len();
+        self.dispatch_queued_jobs();
+        if self.queue.len() < queued {
+            self.handed_out.0 += (queued - self.queue.len()) as u64;
+            self.freed_space();
+        }
+    }
+
+    fn dispatch_queued_jobs(&mut self) {
         while !self.queue.is_empty() {
             let Some(worker) = self.workers.iter_mut().find(|w| w.link.is_idle()) else {
                 return;
@@ -210,6 +243,9 @@ impl State {
     /// fails it by dying, so a worker that dies at start-up cannot keep shutdown going).
     /// `false` if a start failed.
     fn replenish(&mut self) -> bool {
+        if self.respawn_postponed() {
+            return false; // the manager polls again shortly
+        }
         while self.workers.len() < self.size
             && !self.terminating
             && self.init_failed.is_none()
@@ -249,6 +285,48 @@ impl State {
                 .complete(Err(ProcessError::InitializerFailed(msg.clone())));
         }
         self.init_failed = Some(msg);
+    }
+
+    /// Whether a submitter must wait: `queue_bound` jobs are queued and no worker is idle.
+    pub fn queue_at_bound(&self) -> bool {
+        self.config
+            .queue_bound
+            .is_some_and(|bound| self.queue.len() >= bound && self.idle_workers() == 0)
+    }
+
+    /// Wakes submitters blocked at the queue bound (jobs left the queue).
+    fn freed_space(&self) {
+        if self.space_waiters > 0 {
+            self.space.notify_all();
+        }
+    }
+
+    /// Takes `slot`'s job out of the queue, failing it with `Cancelled`. `false` if it is not
+    /// queued (running, finished, or never submitted here).
+    pub fn cancel_queued(&mut self, slot: &Arc<Slot>) -> bool {
+        let Some(i) = self.queue.iter().position(|j| Arc::ptr_eq(&j.slot, slot)) else {
+            return false;
+        };
+        if let Some(job) = self.queue.remove(i) {
+            job.slot.complete(Err(ProcessError::Cancelled));
+        }
+        self.freed_space();
+        true
+    }
+
+    /// Notes that a worker died, for the respawn back-off: it counts as dying before serving
+    /// if it ran no task and no worker was handed one since the last death (so a worker
+    /// retired after its `max_tasks_per_child` does not count).
+    fn note_death(&mut self, running: bool) {
+        let (handed, at_last_death) = self.handed_out;
+        self.handed_out.1 = handed;
+        self.respawn
+            .death(!running && handed == at_last_death, Instant::now());
+    }
+
+    /// Whether the respawn back-off says to wait before starting a worker.
+    fn respawn_postponed(&self) -> bool {
+        self.respawn.postponed(Instant::now())
     }
 }
 
@@ -392,7 +470,9 @@ fn collect(state: &mut State, fds: &[RawFd], ready: &[bool]) -> bool {
         state.initializer_failed(msg);
     }
     for i in dead.into_iter().rev() {
-        state.workers.swap_remove(i).bury();
+        let worker = state.workers.swap_remove(i);
+        state.note_death(worker.link.is_busy());
+        worker.bury();
     }
     state.replenish()
 }

@@ -1,36 +1,44 @@
-//! `Pool`: a fixed set of worker processes running registered entries (Python's
-//! `multiprocessing.Pool` / `concurrent.futures.ProcessPoolExecutor`).
+//! `Pool`: a fixed set of worker processes (or threads) running registered entries (Python's
+//! `multiprocessing.Pool` / `concurrent.futures.ProcessPoolExecutor` / `ThreadPoolExecutor`).
+//!
+//! `mod.rs` is the public surface and picks the backend (`processes`: the manager thread and
+//! its workers; `threads`); `map`, `imap`, `builder` and `wait` add calls that work on both.
 
+mod backoff;
+mod builder;
+mod completions;
 mod config;
-#[doc(hidden)]
-pub mod lifecycle;
 pub(crate) mod link;
+mod imap;
 mod manager;
+mod map;
+mod processes;
 mod task;
+mod threads;
+mod wait;
 
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+pub use builder::PoolBuilder;
+pub use imap::{Imap, ImapUnordered};
 pub use manager::WorkerKind;
-pub use task::{as_completed, AsCompleted, Task};
+pub use task::Task;
+pub use wait::{as_completed, as_completed_timeout, wait_any, AsCompleted};
 
-use crate::entry::{check_registered, encode, encode_batches, Entry};
+use crate::entry::{check_registered, encode, Entry, Registered};
 use crate::transport::Frame;
 use crate::worker::Op;
 use crate::ProcessError;
-use config::PoolConfig;
-use manager::{Job, Shared};
-use task::Slot;
+use config::{PoolConfig, Stop};
+use processes::Processes;
+use threads::{RunFn, Threads};
+use wait::Admit;
 
-/// Chunks per worker that `map` splits its input into: few enough that trivial items cost
-/// little, enough that uneven items balance.
-const CHUNKS_PER_WORKER: usize = 4;
-
-/// A pool of worker processes.
+/// A pool of worker processes, or of threads ([`Pool::threads`]).
 ///
-/// Workers are spawned copies of the program by default ([`WorkerKind::Forked`] on request).
-/// A task that panics fails only itself; a worker that dies (killed, `abort`, out of memory)
+/// Workers are spawned copies of the program by default ([`WorkerKind::Forked`] on request;
+/// [`Pool::builder`] sets the initializer, tasks per worker and queue bound). Every call works
+/// the same on a thread pool. A task that panics fails only itself; a worker that dies (killed, `abort`, out of memory)
 /// fails its running task with [`ProcessError::WorkerDied`] and is replaced.
 ///
 /// # Shutting down
@@ -53,6 +61,17 @@ const CHUNKS_PER_WORKER: usize = 4;
 /// kernel. To run fire-and-forget tasks (handles dropped) to the end, call `shutdown` before
 /// the pool is dropped.
 ///
+/// A thread pool ([`Pool::threads`]) follows the same table, except that a running task cannot
+/// be killed: where a worker would be killed, its waiter gets [`ProcessError::ShutDown`] at
+/// once, and the task finishes in the background with its result discarded.
+///
+/// # More than `map` and `submit`
+/// Lazy maps over any iterator ([`imap`](Pool::imap), [`imap_unordered`](Pool::imap_unordered)),
+/// chunk sizes ([`map_chunked`](Pool::map_chunked)), per-worker set-up and recycling
+/// ([`Pool::builder`]), cancelling ([`Task::cancel`]), waiting for the first of many
+/// ([`wait_any`], [`as_completed_timeout`]) and a bounded queue
+/// ([`try_submit`](Pool::try_submit), [`submit_timeout`](Pool::submit_timeout)).
+///
 /// # Examples
 /// ```
 /// #[shmproc::entry]
@@ -68,22 +87,42 @@ const CHUNKS_PER_WORKER: usize = 4;
 /// # Ok::<(), shmproc::ProcessError>(())
 /// ```
 pub struct Pool {
-    shared: Arc<Shared>,
-    manager: Mutex<Option<JoinHandle<()>>>,
+    backend: Backend,
     size: usize,
 }
 
-/// How [`Pool::stop`] stops (see the table on [`Pool`]).
+/// Where a pool's tasks run.
+enum Backend {
+    Processes(Processes),
+    Threads(Threads),
+}
+
+/// How a job names its entry: by key for a worker process, by function for a thread.
 #[derive(Clone, Copy)]
-enum Stop {
-    /// Let every submitted task finish.
-    Wait,
-    /// Let them finish until the deadline, then terminate.
-    Until(Instant),
-    /// Cancel abandoned tasks, let held ones finish until the deadline, then terminate.
-    Drop(Instant),
-    /// Kill the workers now.
-    Now,
+struct Call {
+    op: Op,
+    key: &'static str,
+    run: RunFn,
+}
+
+impl Call {
+    /// `E` on one argument.
+    fn one<E: Entry>() -> Call {
+        Call {
+            op: Op::Call,
+            key: E::KEY,
+            run: Registered::of::<E>().run,
+        }
+    }
+
+    /// `E` on each argument of a batch (see `encode_batches`).
+    fn many<E: Entry>() -> Call {
+        Call {
+            op: Op::CallMany,
+            key: E::KEY,
+            run: Registered::of::<E>().run_many,
+        }
+    }
 }
 
 impl Pool {
@@ -93,6 +132,12 @@ impl Pool {
     /// hanging it. Call [`shutdown`](Pool::shutdown) first to wait without a bound.
     pub const DROP_TIMEOUT: Duration = Duration::from_secs(30);
 
+    /// Chunks per worker that [`map`](Pool::map) splits its input into: few enough that
+    /// trivial items cost little, enough that uneven items balance. `map` over `n` items on
+    /// `w` workers sends chunks of `ceil(n / (w * CHUNKS_PER_WORKER))` items;
+    /// [`map_chunked`](Pool::map_chunked) picks another size.
+    pub const CHUNKS_PER_WORKER: usize = 4;
+
     /// A pool of `workers` spawned worker processes (at least one).
     ///
     /// # Errors
@@ -101,7 +146,7 @@ impl Pool {
         Pool::with_kind(workers, WorkerKind::Spawned)
     }
 
-    /// A pool of `workers` worker processes started the given way.
+    /// A pool of `workers` workers started the given way.
     ///
     /// # Errors
     /// As [`new`](Pool::new).
@@ -109,22 +154,45 @@ impl Pool {
         Pool::with_config(PoolConfig::new(workers, kind))
     }
 
-    /// A pool built with `config` (the builder's settings).
-    pub(crate) fn with_config(config: PoolConfig) -> Result<Pool, ProcessError> {
-        let size = config.workers;
-        let shared = Arc::new(Shared::new(config)?);
-        let for_thread = Arc::clone(&shared);
-        let manager = std::thread::Builder::new()
-            .name("shmproc-pool".into())
-            .spawn(move || manager::run(for_thread))?;
-        Ok(Pool {
-            shared,
-            manager: Mutex::new(Some(manager)),
-            size,
-        })
+    /// A pool of `threads` threads in this process (at least one; Python's
+    /// `ThreadPoolExecutor`): the same entries and the same calls as a process pool, with no
+    /// process to start and no copy between processes (arguments and results are still
+    /// serialized, so handles behave as with processes).
+    ///
+    /// Threads share this process: a task that panics fails only itself, but one that aborts
+    /// or crashes takes the program with it, and running tasks cannot be killed — on
+    /// [`terminate`](Pool::terminate) (or a timed-out shutdown, or a drop) they finish in the
+    /// background and their results are discarded, while queued ones fail at once.
+    ///
+    /// # Examples
+    /// ```
+    /// #[shmproc::entry]
+    /// fn square(n: u64) -> u64 {
+    ///     n * n
+    /// }
+    ///
+    /// let pool = shmproc::Pool::threads(4)?;
+    /// assert_eq!(pool.map(square, 0..5)?, [0, 1, 4, 9, 16]);
+    /// assert_eq!(pool.submit(square, 12)?.wait()?, 144);
+    /// # Ok::<(), shmproc::ProcessError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`ProcessError::Io`] if a thread cannot be started.
+    pub fn threads(threads: usize) -> Result<Pool, ProcessError> {
+        Pool::with_kind(threads, WorkerKind::Threads)
     }
 
-    /// Number of workers.
+    fn with_config(config: PoolConfig) -> Result<Pool, ProcessError> {
+        let size = config.workers;
+        let backend = match config.kind {
+            WorkerKind::Threads => Backend::Threads(Threads::new(config)?),
+            WorkerKind::Spawned | WorkerKind::Forked => Backend::Processes(Processes::new(config)?),
+        };
+        Ok(Pool { backend, size })
+    }
+
+    /// Number of workers (processes or threads).
     pub fn size(&self) -> usize {
         self.size
     }
@@ -139,75 +207,80 @@ impl Pool {
     /// after [`shutdown`](Pool::shutdown); [`ProcessError::Failed`] if two entries are
     /// registered under `entry`'s key (the message names both).
     pub fn submit<E: Entry>(&self, entry: E, arg: E::Arg) -> Result<Task<E::Ret>, ProcessError> {
+        self.submit_as(entry, arg, Admit::Block)
+    }
+
+    /// Like [`submit`](Pool::submit), waiting at most `timeout` (monotonic clock) for room in
+    /// a full queue (see [`PoolBuilder::queue_bound`]).
+    ///
+    /// # Errors
+    /// [`ProcessError::QueueFull`] if the queue stayed full for `timeout` (nothing was
+    /// submitted); as [`submit`](Pool::submit) otherwise.
+    pub fn submit_timeout<E: Entry>(
+        &self,
+        entry: E,
+        arg: E::Arg,
+        timeout: Duration,
+    ) -> Result<Task<E::Ret>, ProcessError> {
+        let how = Instant::now()
+            .checked_add(timeout)
+            .map_or(Admit::Block, Admit::Until);
+        self.submit_as(entry, arg, how)
+    }
+
+    /// Like [`submit`](Pool::submit), but fails at once instead of waiting for room in a full
+    /// queue (see [`PoolBuilder::queue_bound`]).
+    ///
+    /// # Examples
+    /// ```
+    /// # use std::time::Duration;
+    /// #[shmproc::entry]
+    /// fn nap(ms: u64) -> u64 {
+    ///     std::thread::sleep(Duration::from_millis(ms));
+    ///     ms
+    /// }
+    ///
+    /// let pool = shmproc::Pool::builder().workers(1).queue_bound(1).build()?;
+    /// let running = pool.submit(nap, 300)?;  // the worker takes it
+    /// let queued = pool.submit(nap, 0)?;     // it waits in the queue, which is now full
+    /// assert!(matches!(pool.try_submit(nap, 0), Err(shmproc::ProcessError::QueueFull)));
+    /// assert_eq!((running.wait()?, queued.wait()?), (300, 0));
+    /// # Ok::<(), shmproc::ProcessError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`ProcessError::QueueFull`] if the queue is full (nothing was submitted); as
+    /// [`submit`](Pool::submit) otherwise.
+    pub fn try_submit<E: Entry>(
+        &self,
+        entry: E,
+        arg: E::Arg,
+    ) -> Result<Task<E::Ret>, ProcessError> {
+        self.submit_as(entry, arg, Admit::Never)
+    }
+
+    fn submit_as<E: Entry>(
+        &self,
+        entry: E,
+        arg: E::Arg,
+        how: Admit,
+    ) -> Result<Task<E::Ret>, ProcessError> {
         let _ = entry;
         check_registered(E::KEY)?;
         let arg = encode(&arg).map_err(ProcessError::Encode)?;
-        self.submit_frame(Op::Call, E::KEY, arg)
+        self.submit_call(Call::one::<E>(), arg, how)
     }
 
-    fn submit_frame<R: serde::de::DeserializeOwned>(
+    fn submit_call<R: serde::de::DeserializeOwned>(
         &self,
-        op: Op,
-        key: &'static str,
+        call: Call,
         arg: Frame,
+        how: Admit,
     ) -> Result<Task<R>, ProcessError> {
-        let slot = Arc::new(Slot::default());
-        let job = Job {
-            op,
-            key,
-            arg,
-            slot: Arc::clone(&slot),
-        };
-        let mut state = self.shared.lock();
-        if state.closing {
-            return Err(ProcessError::ShutDown);
+        match &self.backend {
+            Backend::Processes(p) => p.submit(call.op, call.key, arg, how),
+            Backend::Threads(t) => t.submit(call.run, arg, how),
         }
-        let queued = state.dispatch(job);
-        drop(state);
-        if queued {
-            self.shared.wake();
-        }
-        Ok(Task::new(slot, Arc::downgrade(&self.shared)))
-    }
-
-    /// Runs `entry` on every item and returns the results in input order (Python's `map`).
-    /// Items are sent in a few chunks per worker, so even trivial tasks run fast.
-    ///
-    /// Anonymous handles in the items travel as file descriptors, and one message carries a
-    /// limited number of them, so a chunk is also cut where its items' descriptors would go
-    /// over that limit: any number of items may carry handles. Every item is serialized before
-    /// anything is sent. Results travel back a chunk at a time: results carrying anonymous
-    /// handles (an entry returning a `Value::new`) are limited per chunk in the same way, and
-    /// a chunk whose results carry too many fails with an error saying so — [`submit`]
-    /// them one by one instead.
-    ///
-    /// [`submit`]: Pool::submit
-    ///
-    /// # Errors
-    /// The first failing chunk's error: a panic ([`ProcessError::Panicked`]), a dead worker
-    /// ([`ProcessError::WorkerDied`]), or as [`submit`](Pool::submit) (an item that alone
-    /// carries more handles than one message can is an [`ProcessError::Encode`] error).
-    pub fn map<E, I>(&self, entry: E, items: I) -> Result<Vec<E::Ret>, ProcessError>
-    where
-        E: Entry,
-        I: IntoIterator<Item = E::Arg>,
-    {
-        let _ = entry;
-        check_registered(E::KEY)?;
-        let items: Vec<E::Arg> = items.into_iter().collect();
-        let count = items.len();
-        let chunk = items.len().div_ceil(self.size * CHUNKS_PER_WORKER).max(1);
-        let batches = encode_batches(&items, chunk).map_err(ProcessError::Encode)?;
-        drop(items);
-        let tasks = batches
-            .into_iter()
-            .map(|batch| self.submit_frame::<Vec<E::Ret>>(Op::CallMany, E::KEY, batch))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut out = Vec::with_capacity(count);
-        for task in tasks {
-            out.extend(task.wait()?);
-        }
-        Ok(out)
     }
 
     /// Yields the results of `tasks` in the order they finish; the same as the free function
@@ -217,6 +290,16 @@ impl Pool {
         tasks: Vec<Task<R>>,
     ) -> AsCompleted<R> {
         as_completed(tasks)
+    }
+
+    /// [`as_completed`] with a time limit; the same as the free function
+    /// [`as_completed_timeout`]: past `timeout`, the last item is [`ProcessError::Timeout`].
+    pub fn as_completed_timeout<R: serde::de::DeserializeOwned>(
+        &self,
+        tasks: Vec<Task<R>>,
+        timeout: Duration,
+    ) -> AsCompleted<R> {
+        as_completed_timeout(tasks, timeout)
     }
 
     /// Stops accepting tasks, lets every submitted one finish (also those whose [`Task`] was
@@ -273,36 +356,13 @@ impl Pool {
         self.stop(Stop::Now).map(drop)
     }
 
-    /// Stops the pool `how`, waits for the manager thread to leave, and returns how many tasks
-    /// it left unfinished (0 if another call stopped the pool).
+    /// Stops the pool `how` and returns how many tasks it left unfinished (0 if another call
+    /// stopped the pool).
     fn stop(&self, how: Stop) -> Result<usize, ProcessError> {
-        {
-            let mut state = self.shared.lock();
-            state.closing = true;
-            let earliest = |d: Instant| Some(state.deadline.map_or(d, |e| e.min(d)));
-            match how {
-                Stop::Wait => {}
-                Stop::Until(deadline) => state.deadline = earliest(deadline),
-                Stop::Drop(deadline) => {
-                    state.deadline = earliest(deadline);
-                    state.cancel_abandoned = true;
-                }
-                Stop::Now => state.terminating = true,
-            }
+        match &self.backend {
+            Backend::Processes(p) => p.stop(how),
+            Backend::Threads(t) => t.stop(how),
         }
-        self.shared.wake();
-        // Held while joining, so a concurrent call returns only once the pool has stopped.
-        let mut manager = self.manager.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(handle) = manager.take() else {
-            return Ok(0);
-        };
-        if handle.join().is_err() {
-            return Err(ProcessError::Failed(
-                "the pool's manager thread panicked".into(),
-            ));
-        }
-        let abandoned = self.shared.lock().abandoned;
-        Ok(abandoned)
     }
 }
 
@@ -332,8 +392,13 @@ impl Drop for Pool {
 
 impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.backend {
+            Backend::Processes(_) => "processes",
+            Backend::Threads(_) => "threads",
+        };
         f.debug_struct("Pool")
             .field("size", &self.size)
+            .field("kind", &kind)
             .finish_non_exhaustive()
     }
 }

@@ -7,16 +7,11 @@ use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 
+use super::completions::Completions;
 use super::manager::Shared;
 use crate::entry::decode_reply;
 use crate::transport::Frame;
 use crate::ProcessError;
-
-/// Counts completed tasks in this process, so `as_completed` can sleep until one finishes.
-static COMPLETIONS: (Mutex<u64>, Condvar) = (Mutex::new(0), Condvar::new());
-/// Threads sleeping on `COMPLETIONS` (changed and read under its lock): a completion with
-/// none makes no system call.
-static COMPLETION_SLEEPERS: AtomicU32 = AtomicU32::new(0);
 
 /// Where a task's outcome lands (filled by the pool's manager thread).
 #[derive(Debug, Default)]
@@ -27,6 +22,9 @@ pub(crate) struct Slot {
     runner: Mutex<Option<Arc<dyn Runner>>>,
     /// The task's handle was dropped before it finished: nobody can receive its outcome.
     abandoned: AtomicBool,
+    /// The `as_completed` / `wait_any` lists to tell when the outcome lands, with this slot's
+    /// index in each.
+    listeners: Mutex<Vec<(Arc<Completions>, usize)>>,
     /// Threads sleeping on `ready` (changed and read under `state`'s lock), so that waking
     /// nobody costs no system call.
     sleepers: AtomicU32,
@@ -65,11 +63,10 @@ impl Slot {
             *state = SlotState::Done(outcome);
             self.notify_sleepers();
             drop(state);
-            self.runner.lock().unwrap_or_else(|e| e.into_inner()).take();
-            let mut count = COMPLETIONS.0.lock().unwrap_or_else(|e| e.into_inner());
-            *count += 1;
-            if COMPLETION_SLEEPERS.load(Ordering::Relaxed) > 0 {
-                COMPLETIONS.1.notify_all();
+            lock(&self.runner).take();
+            let listeners = std::mem::take(&mut *lock(&self.listeners));
+            for (list, index) in listeners {
+                list.push(index);
             }
         }
     }
@@ -78,9 +75,13 @@ impl Slot {
     pub(crate) fn set_runner(&self, runner: Arc<dyn Runner>) {
         let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if matches!(*state, SlotState::Waiting) {
-            *self.runner.lock().unwrap_or_else(|e| e.into_inner()) = Some(runner);
+            *lock(&self.runner) = Some(runner);
             self.notify_sleepers();
         }
+    }
+
+    fn runner(&self) -> Option<Arc<dyn Runner>> {
+        lock(&self.runner).clone()
     }
 
     /// Wakes threads in [`nap`](Slot::nap); call with `state` locked.
@@ -88,13 +89,6 @@ impl Slot {
         if self.sleepers.load(Ordering::Relaxed) > 0 {
             self.ready.notify_all();
         }
-    }
-
-    fn runner(&self) -> Option<Arc<dyn Runner>> {
-        self.runner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
     }
 
     /// Marks the slot as one nobody will take, unless its outcome is there already. `true` if
@@ -145,6 +139,27 @@ impl Slot {
             self.sleepers.fetch_sub(1, Ordering::Relaxed);
         }
     }
+
+    /// Has `list` told `index` when the outcome lands, or at once if it is there already.
+    pub(crate) fn listen(&self, list: &Arc<Completions>, index: usize) {
+        // Under the state lock: `complete` sets the outcome under it before it reads the
+        // listeners, so a listener is either seen by `complete` or sees the outcome here.
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if matches!(*state, SlotState::Waiting) {
+            lock(&self.listeners).push((Arc::clone(list), index));
+        } else {
+            list.push(index);
+        }
+    }
+
+    /// Stops telling `list` (a `wait_any` that returned).
+    pub(crate) fn unlisten(&self, list: &Arc<Completions>) {
+        lock(&self.listeners).retain(|(l, _)| !Arc::ptr_eq(l, list));
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Longest sleep between checks while waiting (the manager wakes waiters sooner).
@@ -161,14 +176,35 @@ const NAP: Duration = Duration::from_millis(50);
 pub struct Task<R> {
     slot: Arc<Slot>,
     pool: Weak<Shared>,
+    /// The queue the task waits in until it runs (either backend), for `cancel`.
+    queue: Weak<dyn CancelQueued>,
     _result: PhantomData<fn() -> R>,
+}
+
+/// A pool backend's queue, from which a task not yet running can be taken out.
+pub(crate) trait CancelQueued: Send + Sync {
+    /// Removes `slot`'s job if it is still queued, completing it with
+    /// [`ProcessError::Cancelled`]. `false` if it runs or ran already.
+    fn cancel_queued(&self, slot: &Arc<Slot>) -> bool;
 }
 
 impl<R: DeserializeOwned> Task<R> {
     pub(crate) fn new(slot: Arc<Slot>, pool: Weak<Shared>) -> Task<R> {
+        let queue: Weak<dyn CancelQueued> = pool.clone();
         Task {
             slot,
             pool,
+            queue,
+            _result: PhantomData,
+        }
+    }
+
+    /// A task of a pool without worker processes (no channel to watch): `queue` is its pool.
+    pub(crate) fn queued_in(slot: Arc<Slot>, queue: Weak<dyn CancelQueued>) -> Task<R> {
+        Task {
+            slot,
+            pool: Weak::new(),
+            queue,
             _result: PhantomData,
         }
     }
@@ -234,6 +270,38 @@ impl<R: DeserializeOwned> Task<R> {
             }
         }
     }
+
+    /// Cancels the task if it has not started (Python's `Future.cancel`): it is taken out of
+    /// the queue and never runs, and its waiter gets [`ProcessError::Cancelled`]. `false` if it
+    /// is running or finished already (it then completes as usual), or its pool is gone.
+    ///
+    /// # Examples
+    /// ```
+    /// # use std::time::Duration;
+    /// #[shmproc::entry]
+    /// fn nap(ms: u64) -> u64 {
+    ///     std::thread::sleep(Duration::from_millis(ms));
+    ///     ms
+    /// }
+    ///
+    /// let pool = shmproc::Pool::new(1)?;
+    /// let long = pool.submit(nap, 200)?;
+    /// let queued = pool.submit(nap, 0)?;      // waits behind `long` on the only worker
+    /// assert!(queued.cancel());
+    /// assert!(matches!(queued.wait(), Err(shmproc::ProcessError::Cancelled)));
+    /// assert_eq!(long.wait()?, 200);
+    /// # Ok::<(), shmproc::ProcessError>(())
+    /// ```
+    pub fn cancel(&self) -> bool {
+        self.queue
+            .upgrade()
+            .is_some_and(|queue| queue.cancel_queued(&self.slot))
+    }
+
+    /// Where the outcome lands (for `as_completed` and `wait_any`).
+    pub(crate) fn slot(&self) -> &Arc<Slot> {
+        &self.slot
+    }
 }
 
 impl<R> Drop for Task<R> {
@@ -246,64 +314,5 @@ impl<R> Drop for Task<R> {
                 }
             }
         }
-    }
-}
-
-/// Yields the results of `tasks` in the order they finish (like
-/// `concurrent.futures.as_completed`).
-///
-/// # Examples
-/// ```
-/// #[shmproc::entry]
-/// fn double(n: u32) -> u32 {
-///     n * 2
-/// }
-///
-/// let pool = shmproc::Pool::new(2)?;
-/// let tasks = (0..4).map(|n| pool.submit(double, n)).collect::<Result<Vec<_>, _>>()?;
-/// let mut results = shmproc::as_completed(tasks).collect::<Result<Vec<u32>, _>>()?;
-/// results.sort();
-/// assert_eq!(results, [0, 2, 4, 6]);
-/// # Ok::<(), shmproc::ProcessError>(())
-/// ```
-pub fn as_completed<R: DeserializeOwned>(tasks: Vec<Task<R>>) -> AsCompleted<R> {
-    AsCompleted { tasks }
-}
-
-/// The iterator of [`as_completed`].
-#[derive(Debug)]
-pub struct AsCompleted<R> {
-    tasks: Vec<Task<R>>,
-}
-
-impl<R: DeserializeOwned> Iterator for AsCompleted<R> {
-    type Item = Result<R, ProcessError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.tasks.is_empty() {
-            return None;
-        }
-        loop {
-            // Read the count before scanning: a completion after the scan changes it, so the
-            // wait below cannot miss it.
-            let seen = *COMPLETIONS.0.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(i) = self.tasks.iter().position(Task::is_ready) {
-                return Some(self.tasks.swap_remove(i).wait());
-            }
-            let count = COMPLETIONS.0.lock().unwrap_or_else(|e| e.into_inner());
-            if *count == seen {
-                // Bounded nap: robust even if a completion were somehow not counted.
-                COMPLETION_SLEEPERS.fetch_add(1, Ordering::Relaxed);
-                let _ = COMPLETIONS
-                    .1
-                    .wait_timeout(count, Duration::from_millis(100))
-                    .unwrap_or_else(|e| e.into_inner());
-                COMPLETION_SLEEPERS.fetch_sub(1, Ordering::Relaxed);
-            }
-        }
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.tasks.len(), Some(self.tasks.len()))
     }
 }

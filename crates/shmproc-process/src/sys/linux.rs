@@ -134,6 +134,13 @@ fn gone_is_ok(sent: rustix::io::Result<()>) -> io::Result<()> {
     }
 }
 
+/// Python's `exitcode` of a reaped child: its exit code, or minus the signal that killed it.
+pub(crate) fn exit_code(status: ExitStatus) -> Option<i32> {
+    status
+        .code()
+        .or_else(|| status.signal().map(|signal| -signal))
+}
+
 pub(crate) const SIGTERM: i32 = libc::SIGTERM;
 pub(crate) const SIGKILL: i32 = libc::SIGKILL;
 

@@ -44,6 +44,9 @@ pub(crate) fn kill(_pid: u32, _signal: i32) -> io::Result<()> {
 pub(crate) fn pidfd_kill(_pidfd: BorrowedFd<'_>, _signal: i32) -> io::Result<()> {
     unsupported()
 }
+pub(crate) fn exit_code(status: ExitStatus) -> Option<i32> {
+    status.code()
+}
 pub(crate) const SIGTERM: i32 = 15;
 pub(crate) const SIGKILL: i32 = 9;
 pub(crate) fn die_with_parent(_expected: u32) -> io::Result<bool> {

@@ -1,0 +1,383 @@
+//! The thread backend of `Pool` ([`Pool::threads`](crate::Pool::threads)): the same entries
+//! and calls, run on threads of this process (Python's `ThreadPoolExecutor`).
+//!
+//! Jobs carry the entry's `run`/`run_many` function (frame in, frame out), so arguments and
+//! results go through the same encoding and the same `Task` decode path as with processes, and
+//! no key is looked up per task. A task that panics fails only itself (`catch_unwind`).
+//!
+//! | a thread …                      | leaves when                                            |
+//! |---------------------------------|--------------------------------------------------------|
+//! | idle                            | the pool shuts down (queue empty) or is terminated     |
+//! | running a task                  | after the task, if the pool stopped meanwhile; a       |
+//! |                                 | terminated pool has failed the task already and the    |
+//! |                                 | result is discarded                                    |
+//! | that ran `max_tasks_per_child`  | after starting its replacement (which runs the         |
+//! |                                 | initializer again)                                     |
+
+use std::any::Any;
+use std::collections::VecDeque;
+use std::num::NonZeroUsize;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+
+use super::config::{PoolConfig, Stop};
+use super::task::{CancelQueued, Slot, Task};
+use super::wait::{admit, Admit, AdmitState};
+
+use crate::entry::{find, REPLY_FAILED, REPLY_OK, REPLY_PANIC};
+use crate::transport::Frame;
+use crate::ProcessError;
+
+/// An entry's frame-in, frame-out function (`Registered::run` or `run_many`).
+pub(crate) type RunFn = fn(Frame) -> Result<Frame, String>;
+
+/// Longest sleep of a stopping pool between checks (a task handle dropped meanwhile).
+const STOP_NAP: Duration = Duration::from_millis(50);
+
+struct Job {
+    run: RunFn,
+    arg: Frame,
+    slot: Arc<Slot>,
+}
+
+/// The thread backend: the state its threads share.
+pub(crate) struct Threads {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    state: Mutex<State>,
+    /// Jobs were queued, or the pool is stopping.
+    work: Condvar,
+    /// A task finished or a thread left while the pool stops.
+    changed: Condvar,
+    /// Jobs left the queue (submitters blocked at the bound).
+    space: Condvar,
+    initializer: Option<(RunFn, Frame)>,
+    max_tasks: Option<NonZeroUsize>,
+}
+
+#[derive(Default)]
+struct State {
+    queue: VecDeque<Job>,
+    /// Slots of the tasks running now.
+    running: Vec<Arc<Slot>>,
+    /// Threads waiting for work.
+    idle: usize,
+    /// Threads alive (serving or about to).
+    threads: usize,
+    /// No new tasks; threads leave once the queue is empty.
+    closing: bool,
+    /// Threads leave after their current task; queued and running tasks have been failed.
+    stopped: bool,
+    /// Dropping: queued tasks whose handles are gone never run.
+    cancel_abandoned: bool,
+    space_waiters: usize,
+    /// The queue bound (`None`: no bound).
+    bound: Option<usize>,
+    /// Threads started so far (names).
+    started: u64,
+}
+
+impl AdmitState for State {
+    fn closing(&self) -> bool {
+        self.closing
+    }
+    fn queue_full(&self) -> bool {
+        // Each idle thread takes a job as soon as it wakes.
+        self.bound
+            .is_some_and(|b| self.queue.len() >= b + self.idle)
+    }
+    fn space_waiters(&mut self) -> &mut usize {
+        &mut self.space_waiters
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Fails every queued and running task with `ShutDown` and tells threads to leave.
+    /// Returns how many tasks it failed.
+    fn fail_all(&self, state: &mut State) -> usize {
+        state.stopped = true;
+        let mut failed = 0;
+        for job in state.queue.drain(..) {
+            job.slot.complete(Err(ProcessError::ShutDown));
+            failed += 1;
+        }
+        for slot in state.running.drain(..) {
+            slot.complete(Err(ProcessError::ShutDown));
+            failed += 1;
+        }
+        self.work.notify_all();
+        self.space.notify_all();
+        failed
+    }
+}
+
+impl CancelQueued for Inner {
+    fn cancel_queued(&self, slot: &Arc<Slot>) -> bool {
+        let mut state = self.lock();
+        let Some(i) = state.queue.iter().position(|j| Arc::ptr_eq(&j.slot, slot)) else {
+            return false;
+        };
+        if let Some(job) = state.queue.remove(i) {
+            job.slot.complete(Err(ProcessError::Cancelled));
+        }
+        if state.space_waiters > 0 {
+            self.space.notify_all();
+        }
+        true
+    }
+}
+
+impl Threads {
+    /// Starts `config.workers` threads.
+    ///
+    /// # Errors
+    /// [`ProcessError::Failed`] if the initializer's entry is not registered exactly once;
+    /// [`ProcessError::Io`] if a thread cannot be started.
+    pub fn new(config: PoolConfig) -> Result<Threads, ProcessError> {
+        let initializer = match config.initializer {
+            Some(init) => Some((find(init.key).map_err(ProcessError::Failed)?.run, init.arg)),
+            None => None,
+        };
+        let inner = Arc::new(Inner {
+            state: Mutex::new(State {
+                bound: config.queue_bound,
+                ..State::default()
+            }),
+            work: Condvar::new(),
+            changed: Condvar::new(),
+            space: Condvar::new(),
+            initializer,
+            max_tasks: config.max_tasks_per_child,
+        });
+        let threads = Threads { inner };
+        for _ in 0..config.workers {
+            if let Err(e) = start_thread(&threads.inner) {
+                let _ = threads.stop(Stop::Now);
+                return Err(e.into());
+            }
+        }
+        Ok(threads)
+    }
+
+    /// Queues `run(arg)` once `how` admits it.
+    pub fn submit<R: DeserializeOwned>(
+        &self,
+        run: RunFn,
+        arg: Frame,
+        how: Admit,
+    ) -> Result<Task<R>, ProcessError> {
+        let slot = Arc::new(Slot::default());
+        let inner = &self.inner;
+        let mut state = admit(inner.lock(), &inner.space, how)?;
+        state.queue.push_back(Job {
+            run,
+            arg,
+            slot: Arc::clone(&slot),
+        });
+        let wake = state.idle > 0;
+        drop(state);
+        if wake {
+            inner.work.notify_one();
+        }
+        let queue: Weak<dyn CancelQueued> = Arc::downgrade(&self.inner) as Weak<Inner>;
+        Ok(Task::queued_in(slot, queue))
+    }
+
+    /// Stops as `how` says (see the table on `Pool`; running tasks cannot be killed: they
+    /// finish in the background). Returns how many tasks it failed.
+    pub fn stop(&self, how: Stop) -> Result<usize, ProcessError> {
+        let inner = &self.inner;
+        let mut state = inner.lock();
+        if state.stopped {
+            return Ok(0);
+        }
+        state.closing = true;
+        inner.work.notify_all();
+        inner.space.notify_all();
+        let deadline = match how {
+            Stop::Now => return Ok(inner.fail_all(&mut state)),
+            Stop::Wait => None,
+            Stop::Until(deadline) => Some(deadline),
+            Stop::Drop(deadline) => {
+                state.cancel_abandoned = true;
+                for job in &state.queue {
+                    if job.slot.is_abandoned() {
+                        job.slot.complete(Err(ProcessError::ShutDown));
+                    }
+                }
+                state.queue.retain(|job| !job.slot.is_abandoned());
+                Some(deadline)
+            }
+        };
+        loop {
+            let held = |s: &Arc<Slot>| !s.is_abandoned();
+            let done = if state.cancel_abandoned {
+                !state.queue.iter().any(|j| held(&j.slot)) && !state.running.iter().any(held)
+            } else {
+                state.threads == 0
+            };
+            if done || state.stopped {
+                let failed = if state.stopped {
+                    0
+                } else {
+                    inner.fail_all(&mut state)
+                };
+                return Ok(failed);
+            }
+            let mut nap = STOP_NAP;
+            if let Some(deadline) = deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Ok(inner.fail_all(&mut state));
+                }
+                nap = nap.min(left);
+            }
+            state = inner
+                .changed
+                .wait_timeout(state, nap)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+}
+
+/// Starts one serving thread.
+fn start_thread(inner: &Arc<Inner>) -> std::io::Result<()> {
+    let mut state = inner.lock();
+    state.started += 1;
+    let name = format!("shmproc-pool-thread-{}", state.started);
+    state.threads += 1;
+    drop(state);
+    let for_thread = Arc::clone(inner);
+    let started = std::thread::Builder::new()
+        .name(name)
+        .spawn(move || serve(&for_thread));
+    if started.is_err() {
+        inner.lock().threads -= 1;
+    }
+    started.map(drop)
+}
+
+/// A thread's body: the initializer, then tasks until the pool stops or the thread has run
+/// `max_tasks` of them.
+fn serve(inner: &Arc<Inner>) {
+    let init_failed = inner.initializer.as_ref().and_then(|(run, arg)| {
+        let reply =
+            copy_frame(arg).map_or_else(|e| Err(e.to_string()), |arg| Ok(run_job(*run, arg)));
+        match reply {
+            Ok(reply) if reply.bytes.first() == Some(&REPLY_OK) => None,
+            Ok(reply) => Some(String::from_utf8_lossy(&reply.bytes[1..]).into_owned()),
+            Err(e) => Some(e),
+        }
+    });
+    let mut served = 0_usize;
+    let mut state = inner.lock();
+    loop {
+        let job;
+        (state, job) = next_job(inner, state);
+        let Some(job) = job else { break };
+        drop(state);
+        let outcome = match &init_failed {
+            None => Ok(run_job(job.run, job.arg)),
+            Some(e) => Err(ProcessError::Failed(format!(
+                "the pool's initializer failed on this thread: {e}"
+            ))),
+        };
+        job.slot.complete(outcome);
+        served += 1;
+        state = inner.lock();
+        state.running.retain(|s| !Arc::ptr_eq(s, &job.slot));
+        if state.closing {
+            inner.changed.notify_all();
+        }
+        if inner.max_tasks.is_some_and(|max| served >= max.get()) && !state.closing {
+            drop(state);
+            // Retire once the replacement runs; if it cannot start, carry on.
+            let replaced = start_thread(inner).is_ok();
+            state = inner.lock();
+            if replaced {
+                break;
+            }
+            served = 0;
+        }
+    }
+    state.threads -= 1;
+    inner.changed.notify_all();
+}
+
+/// The next job to run (marked running), or `None` once the thread should leave.
+fn next_job<'a>(
+    inner: &'a Inner,
+    mut state: MutexGuard<'a, State>,
+) -> (MutexGuard<'a, State>, Option<Job>) {
+    loop {
+        if state.stopped {
+            return (state, None);
+        }
+        if let Some(job) = state.queue.pop_front() {
+            if state.space_waiters > 0 {
+                inner.space.notify_all();
+            }
+            if state.cancel_abandoned && job.slot.is_abandoned() {
+                job.slot.complete(Err(ProcessError::ShutDown));
+                continue;
+            }
+            state.running.push(Arc::clone(&job.slot));
+            return (state, Some(job));
+        }
+        if state.closing {
+            return (state, None);
+        }
+        state.idle += 1;
+        state = inner.work.wait(state).unwrap_or_else(|e| e.into_inner());
+        state.idle -= 1;
+    }
+}
+
+/// Runs one job; the reply is framed as a worker process's: `[status][payload]`.
+fn run_job(run: RunFn, arg: Frame) -> Frame {
+    let (status, mut reply) = match catch_unwind(AssertUnwindSafe(|| run(arg))) {
+        Ok(Ok(reply)) => (REPLY_OK, reply),
+        Ok(Err(msg)) => (REPLY_FAILED, text_frame(msg)),
+        Err(payload) => (REPLY_PANIC, text_frame(panic_message(&*payload))),
+    };
+    reply.bytes.insert(0, status);
+    reply
+}
+
+fn text_frame(text: String) -> Frame {
+    Frame {
+        bytes: text.into_bytes(),
+        fds: Vec::new(),
+    }
+}
+
+/// A panic's message (as a worker process reports it).
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic with a non-string payload".to_owned())
+}
+
+/// A copy of `frame` with its own descriptors (each thread's initializer consumes one).
+fn copy_frame(frame: &Frame) -> std::io::Result<Frame> {
+    Ok(Frame {
+        bytes: frame.bytes.clone(),
+        fds: frame
+            .fds
+            .iter()
+            .map(|fd| fd.try_clone())
+            .collect::<Result<_, _>>()?,
+    })
+}
