@@ -256,11 +256,7 @@ fn python_map_rate() -> BenchResult<f64> {
     Ok(value)
 }
 
-/// `Pool::threads` next to a crossbeam-channel round trip.
-///
-/// INTEGRATOR: `Pool::threads` comes with the pool API branch (`poolapi`). After the merge,
-/// turn the `cfg(any())` block below on (delete the attribute) so the row and its goal
-/// (`<= 2x crossbeam`) are measured; until then only the baseline row is printed.
+/// `Pool::threads` next to a crossbeam-channel round trip between two threads.
 fn threads(trips: usize, rows: &mut Vec<Row>, goals: &mut Vec<Goal>) {
     #[cfg(feature = "baselines")]
     {
@@ -271,7 +267,6 @@ fn threads(trips: usize, rows: &mut Vec<Row>, goals: &mut Vec<Goal>) {
             baseline: None,
             items_per_sec: None,
         });
-        #[cfg(any())] // INTEGRATOR: remove once `Pool::threads` exists.
         {
             let pool = Pool::threads(1).expect("a threads pool");
             let samples: Vec<Duration> = (0..trips as u64)
