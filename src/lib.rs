@@ -129,3 +129,8 @@ pub mod raw {
     #[doc(hidden)]
     pub use shmproc_channel::test_hooks;
 }
+
+/// The same [`Pool`] on many hosts through a Redis broker (feature `cluster`): bring
+/// [`cluster::BrokerExt`] into scope and write `Pool::builder().broker(url).build()`.
+#[cfg(feature = "cluster")]
+pub use shmproc_cluster as cluster;

@@ -42,6 +42,7 @@ pub use pool::{
     as_completed, as_completed_timeout, wait_any, AsCompleted, Imap, ImapUnordered, Pool,
     PoolBuilder, Task, WorkerKind,
 };
+pub use pool::remote;
 pub use process::{Process, PANIC_EXIT_CODE};
 
 /// What `#[shmproc::entry]` expands to refers to; not a public API.

@@ -12,6 +12,7 @@ mod imap;
 mod manager;
 mod map;
 mod processes;
+pub mod remote;
 mod task;
 mod threads;
 mod wait;
@@ -94,6 +95,8 @@ pub struct Pool {
 enum Backend {
     Processes(Processes),
     Threads(Threads),
+    /// Tasks go through a broker to workers elsewhere (see `remote`).
+    Remote(std::sync::Arc<remote::Remote>),
 }
 
 /// How a job names its entry: by key for a worker process, by function for a thread.
@@ -279,6 +282,7 @@ impl Pool {
         match &self.backend {
             Backend::Processes(p) => p.submit(call.op, call.key, arg, how),
             Backend::Threads(t) => t.submit(call.run, arg, how),
+            Backend::Remote(r) => r.submit(call, arg),
         }
     }
 
@@ -361,6 +365,7 @@ impl Pool {
         match &self.backend {
             Backend::Processes(p) => p.stop(how),
             Backend::Threads(t) => t.stop(how),
+            Backend::Remote(r) => r.stop(how),
         }
     }
 }
@@ -391,9 +396,10 @@ impl Drop for Pool {
 
 impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let kind = match self.backend {
-            Backend::Processes(_) => "processes",
-            Backend::Threads(_) => "threads",
+        let kind = match &self.backend {
+            Backend::Processes(_) => "processes".to_owned(),
+            Backend::Threads(_) => "threads".to_owned(),
+            Backend::Remote(r) => r.0.describe(),
         };
         f.debug_struct("Pool")
             .field("size", &self.size)
