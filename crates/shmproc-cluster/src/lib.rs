@@ -58,11 +58,13 @@
 
 mod broker;
 mod builder;
+mod local;
 mod pool;
 mod reader;
 mod worker;
 
 pub use builder::{BrokerBuilder, BrokerExt};
+pub use local::LocalRedis;
 pub use worker::{Worker, WORKER_ENV};
 
 /// Serves the queue named in `SHMPROC_WORKER` if it is set (never returning), and returns at

@@ -116,6 +116,33 @@ impl Worker {
         Ok(worker)
     }
 
+    /// This worker as a `SHMPROC_WORKER` value ([`from_env_value`](Worker::from_env_value)
+    /// parses it back).
+    pub fn to_env_value(&self) -> String {
+        let sep = if self.url.contains('?') { '&' } else { '?' };
+        format!(
+            "{}{sep}queue={}&threads={}&visibility_ms={}",
+            self.url,
+            self.queue,
+            self.threads,
+            self.visibility.as_millis()
+        )
+    }
+
+    /// Starts a copy of this program as this worker on this host (stdout and stderr
+    /// discarded): for tests, benchmarks and local runs. Kill the child to stop it.
+    ///
+    /// # Errors
+    /// If the program's path cannot be found or the process cannot start.
+    pub fn spawn_local(&self) -> std::io::Result<std::process::Child> {
+        std::process::Command::new(std::env::current_exe()?)
+            .env(WORKER_ENV, self.to_env_value())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+    }
+
     /// Serves the queue until the process ends: `threads` consumers and a heartbeat thread.
     /// A broker that goes away is retried every half second (one line on stderr), and the
     /// queue is created again if a restarted broker lost it.
@@ -400,4 +427,24 @@ static DISPATCH: extern "C" fn() = serve_before_main;
 /// Referenced from every broker pool so the linker keeps [`DISPATCH`] in the program.
 pub(crate) fn keep_dispatch() {
     std::hint::black_box(&DISPATCH);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_env_value_round_trips_and_keeps_other_parameters() {
+        let w = Worker::from_env_value("redis://h:1/0?queue=jobs&threads=3&visibility_ms=1500")
+            .unwrap();
+        assert_eq!((w.queue.as_str(), w.threads), ("jobs", 3));
+        assert_eq!(w.visibility, Duration::from_millis(1500));
+        assert_eq!(w.url, "redis://h:1/0");
+        let again = Worker::from_env_value(&w.to_env_value()).unwrap();
+        assert_eq!(again.to_env_value(), w.to_env_value());
+        let other = Worker::from_env_value("redis://h:1/0?protocol=resp3&queue=q").unwrap();
+        assert_eq!(other.url, "redis://h:1/0?protocol=resp3");
+        let bad = Worker::from_env_value("redis://h:1/0?threads=many").unwrap_err();
+        assert!(bad.contains("threads"), "{bad}");
+    }
 }

@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use shmproc::cluster::BrokerExt;
 use shmproc::{Entry, Pool, ProcessError};
-use support::{nap, square, Redis, Workers};
+use support::{nap, square, LocalRedis, Workers};
 
 const LONG: Duration = Duration::from_secs(30);
 
-fn broker_pool(redis: &Redis, queue: &str) -> Pool {
+fn broker_pool(redis: &LocalRedis, queue: &str) -> Pool {
     Pool::builder()
         .workers(2)
         .broker(&redis.url())
@@ -21,7 +21,7 @@ fn broker_pool(redis: &Redis, queue: &str) -> Pool {
 
 #[test]
 fn map_across_two_workers_equals_the_local_result_and_every_call_works() {
-    let Some(redis) = Redis::start() else { return };
+    let Some(redis) = support::redis() else { return };
     let _workers = Workers::start(&redis.url(), "calls", 2, 1, 10_000);
     let pool = broker_pool(&redis, "calls");
 
@@ -57,7 +57,7 @@ fn map_across_two_workers_equals_the_local_result_and_every_call_works() {
 
 #[test]
 fn a_queued_task_is_cancelled_and_never_runs() {
-    let Some(redis) = Redis::start() else { return };
+    let Some(redis) = support::redis() else { return };
     let _workers = Workers::start(&redis.url(), "cancel", 1, 1, 10_000);
     let pool = broker_pool(&redis, "cancel");
     let running = pool.submit(nap, 1000).unwrap();
@@ -84,7 +84,7 @@ impl Entry for Unknown {
 
 #[test]
 fn an_unknown_entry_key_fails_with_an_error_naming_it() {
-    let Some(redis) = Redis::start() else { return };
+    let Some(redis) = support::redis() else { return };
     let _workers = Workers::start(&redis.url(), "skew", 1, 1, 10_000);
     let pool = broker_pool(&redis, "skew");
     match pool.submit(Unknown, 1).unwrap().wait_timeout(LONG) {
@@ -104,7 +104,7 @@ fn read_value(v: shmproc::Value<i64>) -> i64 {
 
 #[test]
 fn a_shared_memory_argument_fails_at_submit() {
-    let Some(redis) = Redis::start() else { return };
+    let Some(redis) = support::redis() else { return };
     let pool = broker_pool(&redis, "handles");
     let value = shmproc::Value::new(5_i64).unwrap();
     match pool.submit(read_value, value) {

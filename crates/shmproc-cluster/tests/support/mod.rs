@@ -2,95 +2,28 @@
 //! when dropped.
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
-/// How long a redis-server may take to answer `PING`.
-const START_TIMEOUT: Duration = Duration::from_secs(10);
+pub use shmproc::cluster::LocalRedis;
 
-/// A redis-server on 127.0.0.1 and a free port, without persistence.
-pub struct Redis {
-    child: Option<Child>,
-    pub port: u16,
-}
-
-impl Redis {
-    /// Starts one, or returns `None` (loudly) when `SHMPROC_SKIP_REDIS=1` and there is none.
-    ///
-    /// # Panics
-    /// If redis-server is not installed (and skipping was not asked for) or does not answer.
-    pub fn start() -> Option<Redis> {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let mut redis = Redis { child: None, port };
-        match redis.spawn() {
-            Ok(()) => Some(redis),
-            Err(e) if std::env::var_os("SHMPROC_SKIP_REDIS").is_some_and(|v| v == "1") => {
-                eprintln!("!!! SKIPPING a broker test: redis-server could not start ({e}) !!!");
-                None
-            }
-            Err(e) => panic!(
-                "redis-server could not start ({e}): install it (apt-get install redis-server; \
-                 .ci/run does), or set SHMPROC_SKIP_REDIS=1 to skip the broker tests"
-            ),
+/// A throwaway redis-server, or `None` (loudly) when `SHMPROC_SKIP_REDIS=1` and there is none.
+///
+/// # Panics
+/// If redis-server is not installed (and skipping was not asked for) or does not answer.
+pub fn redis() -> Option<LocalRedis> {
+    match LocalRedis::start() {
+        Ok(redis) => Some(redis),
+        Err(e) if std::env::var_os("SHMPROC_SKIP_REDIS").is_some_and(|v| v == "1") => {
+            eprintln!("!!! SKIPPING a broker test: redis-server could not start ({e}) !!!");
+            None
         }
-    }
-
-    fn spawn(&mut self) -> std::io::Result<()> {
-        let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
-        self.child = Some(child);
-        let deadline = Instant::now() + START_TIMEOUT;
-        while !self.answers() {
-            if Instant::now() > deadline {
-                return Err(std::io::Error::other("no answer to PING within 10 s"));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(())
-    }
-
-    /// Whether it answers `PING`.
-    fn answers(&self) -> bool {
-        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
-            return false;
-        };
-        let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
-        let mut buf = [0_u8; 7];
-        s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    /// Kills it (SIGKILL) and reaps it.
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Starts it again on the same port (empty: no persistence).
-    pub fn restart(&mut self) {
-        self.stop();
-        self.spawn().expect("redis-server restarts");
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.stop();
+        Err(e) => panic!(
+            "redis-server could not start ({e}): install it (apt-get install redis-server; \
+             .ci/run does), or set SHMPROC_SKIP_REDIS=1 to skip the broker tests"
+        ),
     }
 }
 
@@ -103,17 +36,12 @@ impl Workers {
     /// `count` workers of `threads` threads each on `queue`, visibility timeout
     /// `visibility_ms`.
     pub fn start(url: &str, queue: &str, count: usize, threads: usize, visibility_ms: u64) -> Workers {
-        let exe = std::env::current_exe().expect("the test binary");
-        let value = format!("{url}?queue={queue}&threads={threads}&visibility_ms={visibility_ms}");
+        let worker = shmproc::cluster::Worker::new(url)
+            .queue(queue)
+            .threads(threads)
+            .visibility_timeout(Duration::from_millis(visibility_ms));
         let children = (0..count)
-            .map(|_| {
-                Command::new(&exe)
-                    .env(shmproc::cluster::WORKER_ENV, &value)
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .expect("a worker starts")
-            })
+            .map(|_| worker.spawn_local().expect("a worker starts"))
             .collect();
         Workers { children }
     }
