@@ -89,6 +89,7 @@ fn run(cli: cli::Cli) -> CliResult {
         Command::Bench(Bench::Counters(args)) => counters_cli::bench_counters(&args),
         Command::Bench(Bench::Processes { json }) => bench_processes(json),
         Command::Bench(Bench::Channels { json }) => channel_cli::bench_channels(json),
+        Command::Bench(Bench::Cluster(args)) => bench_cluster(&args),
         Command::Bench(Bench::All(args)) => {
             shmproc_cli::report::bench_all(&shmproc_cli::report::AllOptions {
                 quick: args.quick,
@@ -236,6 +237,18 @@ fn bench_processes(json: bool) -> CliResult {
     progress::step("bench processes: fork/spawn start, pool round trips and map ...");
     let rows = shmproc_cli::processes::run(200, 5000, 100_000, 15)?;
     print!("{}", shmproc_cli::processes::report(&rows, json));
+    Ok(())
+}
+
+fn bench_cluster(args: &cli::ClusterArgs) -> CliResult {
+    progress::step("bench cluster: broker pool round trips and map vs a bare redis client ...");
+    let plan = shmproc_cli::cluster_bench::Plan {
+        round_trips: args.round_trips as usize,
+        items: args.items,
+        chunk: args.chunk as usize,
+    };
+    let rows = shmproc_cli::cluster_bench::run(plan)?;
+    print!("{}", shmproc_cli::cluster_bench::report(&rows, plan, args.json));
     Ok(())
 }
 
