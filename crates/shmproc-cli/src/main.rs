@@ -248,7 +248,10 @@ fn bench_cluster(args: &cli::ClusterArgs) -> CliResult {
         chunk: args.chunk as usize,
     };
     let rows = shmproc_cli::cluster_bench::run(plan)?;
-    print!("{}", shmproc_cli::cluster_bench::report(&rows, plan, args.json));
+    print!(
+        "{}",
+        shmproc_cli::cluster_bench::report(&rows, plan, args.json)
+    );
     Ok(())
 }
 

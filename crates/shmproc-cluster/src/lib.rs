@@ -73,10 +73,9 @@ pub use worker::{Worker, WORKER_ENV};
 ///
 /// # Examples
 /// ```no_run
-/// fn main() {
-///     shmproc::cluster::serve_if_worker();
-///     // … the program's own work …
-/// }
+/// // First in `main`:
+/// shmproc::cluster::serve_if_worker();
+/// // … the program's own work …
 /// ```
 pub fn serve_if_worker() {
     worker::serve_before_main();

@@ -48,7 +48,9 @@ impl LocalRedis {
         while !self.answers() {
             if Instant::now() > deadline {
                 self.stop();
-                return Err(std::io::Error::other("redis-server did not answer PING in 10 s"));
+                return Err(std::io::Error::other(
+                    "redis-server did not answer PING in 10 s",
+                ));
             }
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -75,10 +75,7 @@ pub(crate) fn run(shared: &Shared) {
 }
 
 /// Connects and reads the broker's `run_id`; `true` if it differs from the one seen before.
-fn connect(
-    shared: &Shared,
-    run_id: &mut Option<String>,
-) -> redis::RedisResult<(Connection, bool)> {
+fn connect(shared: &Shared, run_id: &mut Option<String>) -> redis::RedisResult<(Connection, bool)> {
     let mut c = broker::connect(&shared.client, shared.settings.timeout, BLOCK)?;
     let info: String = redis::cmd("INFO").arg("server").query(&mut c)?;
     let now = info
@@ -142,7 +139,9 @@ fn land(shared: &Shared, entry: &StreamEntry) {
     let outcome = match (entry.get(field::REPLY), entry.text(field::DIED)) {
         (Some(reply), _) => Ok(reply.to_vec()),
         (None, Some(died)) => Err(worker_died(died, entry.text(field::ATTEMPTS))),
-        (None, None) => Err(ProcessError::Decode("malformed reply from a worker".to_owned())),
+        (None, None) => Err(ProcessError::Decode(
+            "malformed reply from a worker".to_owned(),
+        )),
     };
     shared.land(task, outcome);
 }

@@ -214,7 +214,10 @@ impl Served {
                 Err(e) if !complained => {
                     complained = true;
                     let url = broker::redact(&self.worker.url);
-                    eprintln!("shmproc worker {}: broker {url}: {e}; retrying", std::process::id());
+                    eprintln!(
+                        "shmproc worker {}: broker {url}: {e}; retrying",
+                        std::process::id()
+                    );
                 }
                 Err(_) => {}
             }
@@ -320,14 +323,23 @@ impl Served {
             entry.get(field::ARG),
             entry.text(field::REPLY_TO),
             entry.text(field::TASK),
-            entry.text(field::ATTEMPTS).and_then(|n| n.parse::<u64>().ok()),
+            entry
+                .text(field::ATTEMPTS)
+                .and_then(|n| n.parse::<u64>().ok()),
         );
         let mut pipe = redis::pipe();
         if let (Some(key), Some(arg), Some(reply_to), Some(task), Some(attempts)) = fields {
-            pipe.cmd("XADD").arg(reply_to).arg("*").arg(field::TASK).arg(task);
+            pipe.cmd("XADD")
+                .arg(reply_to)
+                .arg("*")
+                .arg(field::TASK)
+                .arg(task);
             if deliveries > attempts {
                 let died = previous.unwrap_or("?");
-                pipe.arg(field::DIED).arg(died).arg(field::ATTEMPTS).arg(attempts);
+                pipe.arg(field::DIED)
+                    .arg(died)
+                    .arg(field::ATTEMPTS)
+                    .arg(attempts);
             } else {
                 let many = entry.get(field::MANY) == Some(b"1");
                 let reply = self.run(consumer, &entry.id, key, many, arg.to_vec());
@@ -336,8 +348,15 @@ impl Served {
             pipe.ignore();
         }
         // A malformed task (not from a pool) is dropped.
-        pipe.cmd("XACK").arg(&self.keys.tasks).arg(GROUP).arg(&entry.id).ignore();
-        pipe.cmd("XDEL").arg(&self.keys.tasks).arg(&entry.id).ignore();
+        pipe.cmd("XACK")
+            .arg(&self.keys.tasks)
+            .arg(GROUP)
+            .arg(&entry.id)
+            .ignore();
+        pipe.cmd("XDEL")
+            .arg(&self.keys.tasks)
+            .arg(&entry.id)
+            .ignore();
         pipe.query::<()>(c)
     }
 

@@ -21,13 +21,18 @@ fn broker_pool(redis: &LocalRedis, queue: &str) -> Pool {
 
 #[test]
 fn map_across_two_workers_equals_the_local_result_and_every_call_works() {
-    let Some(redis) = support::redis() else { return };
+    let Some(redis) = support::redis() else {
+        return;
+    };
     let _workers = Workers::start(&redis.url(), "calls", 2, 1, 10_000);
     let pool = broker_pool(&redis, "calls");
 
     let local: Vec<u64> = (0..10_000).map(|n| n * n).collect();
     assert_eq!(pool.map(square, 0..10_000).unwrap(), local);
-    assert_eq!(pool.map_chunked(square, 0..1000, 7).unwrap(), &local[..1000]);
+    assert_eq!(
+        pool.map_chunked(square, 0..1000, 7).unwrap(),
+        &local[..1000]
+    );
 
     let mut unordered: Vec<u64> = pool
         .imap_unordered(square, 0..1000)
@@ -36,7 +41,11 @@ fn map_across_two_workers_equals_the_local_result_and_every_call_works() {
         .collect();
     unordered.sort_unstable();
     assert_eq!(unordered, &local[..1000], "every result exactly once");
-    let ordered: Vec<u64> = pool.imap(square, 0..500).unwrap().map(Result::unwrap).collect();
+    let ordered: Vec<u64> = pool
+        .imap(square, 0..500)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
     assert_eq!(ordered, &local[..500]);
 
     let tasks: Vec<_> = (0..20).map(|n| pool.submit(square, n).unwrap()).collect();
@@ -51,18 +60,27 @@ fn map_across_two_workers_equals_the_local_result_and_every_call_works() {
         slow.wait_timeout(Duration::from_millis(10)),
         Err(ProcessError::Timeout)
     ));
-    assert_eq!(slow.wait_timeout(LONG).unwrap(), 1500, "still waitable after a timeout");
+    assert_eq!(
+        slow.wait_timeout(LONG).unwrap(),
+        1500,
+        "still waitable after a timeout"
+    );
     pool.shutdown().unwrap();
 }
 
 #[test]
 fn a_queued_task_is_cancelled_and_never_runs() {
-    let Some(redis) = support::redis() else { return };
+    let Some(redis) = support::redis() else {
+        return;
+    };
     let _workers = Workers::start(&redis.url(), "cancel", 1, 1, 10_000);
     let pool = broker_pool(&redis, "cancel");
     let running = pool.submit(nap, 1000).unwrap();
     let queued = pool.submit(nap, 0).unwrap();
-    assert!(queued.cancel(), "no worker has it yet: the only one is busy");
+    assert!(
+        queued.cancel(),
+        "no worker has it yet: the only one is busy"
+    );
     assert!(matches!(queued.wait(), Err(ProcessError::Cancelled)));
     assert_eq!(running.wait_timeout(LONG).unwrap(), 1000);
     pool.shutdown().unwrap();
@@ -84,7 +102,9 @@ impl Entry for Unknown {
 
 #[test]
 fn an_unknown_entry_key_fails_with_an_error_naming_it() {
-    let Some(redis) = support::redis() else { return };
+    let Some(redis) = support::redis() else {
+        return;
+    };
     let _workers = Workers::start(&redis.url(), "skew", 1, 1, 10_000);
     let pool = broker_pool(&redis, "skew");
     match pool.submit(Unknown, 1).unwrap().wait_timeout(LONG) {
@@ -94,7 +114,10 @@ fn an_unknown_entry_key_fails_with_an_error_naming_it() {
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(pool.submit(square, 4).unwrap().wait_timeout(LONG).unwrap(), 16);
+    assert_eq!(
+        pool.submit(square, 4).unwrap().wait_timeout(LONG).unwrap(),
+        16
+    );
 }
 
 #[shmproc::entry]
@@ -104,7 +127,9 @@ fn read_value(v: shmproc::Value<i64>) -> i64 {
 
 #[test]
 fn a_shared_memory_argument_fails_at_submit() {
-    let Some(redis) = support::redis() else { return };
+    let Some(redis) = support::redis() else {
+        return;
+    };
     let pool = broker_pool(&redis, "handles");
     let value = shmproc::Value::new(5_i64).unwrap();
     match pool.submit(read_value, value) {

@@ -35,7 +35,9 @@ fn pid_in(path: &Path) -> u32 {
 
 #[test]
 fn a_task_whose_worker_is_killed_completes_on_the_other_worker() {
-    let Some(redis) = support::redis() else { return };
+    let Some(redis) = support::redis() else {
+        return;
+    };
     let ms = VISIBILITY.as_millis() as u64;
     let mut workers = Workers::start(&redis.url(), "killed", 2, 1, ms);
     let pool = pool(&redis, "killed", 3);
@@ -48,12 +50,20 @@ fn a_task_whose_worker_is_killed_completes_on_the_other_worker() {
     let pids = std::fs::read_to_string(dir.0.join("runs")).unwrap();
     assert_ne!(pids.lines().nth(1), Some(victim.to_string().as_str()));
     assert!(count_runs(&dir.0) <= 3, "never more than max_attempts runs");
-    assert_eq!(pool.submit(square, 9).unwrap().wait_timeout(TAKEOVER).unwrap(), 81);
+    assert_eq!(
+        pool.submit(square, 9)
+            .unwrap()
+            .wait_timeout(TAKEOVER)
+            .unwrap(),
+        81
+    );
 }
 
 #[test]
 fn a_task_whose_every_attempt_dies_fails_with_worker_died() {
-    let Some(redis) = support::redis() else { return };
+    let Some(redis) = support::redis() else {
+        return;
+    };
     let ms = VISIBILITY.as_millis() as u64;
     let mut workers = Workers::start(&redis.url(), "attempts", 2, 1, ms);
     let pool = pool(&redis, "attempts", 2);
@@ -72,10 +82,18 @@ fn a_task_whose_every_attempt_dies_fails_with_worker_died() {
 
 #[test]
 fn calls_fail_while_the_broker_is_away_and_work_after_it_returns() {
-    let Some(mut redis) = support::redis() else { return };
+    let Some(mut redis) = support::redis() else {
+        return;
+    };
     let _workers = Workers::start(&redis.url(), "outage", 1, 1, 2000);
     let pool = pool(&redis, "outage", 3);
-    assert_eq!(pool.submit(square, 3).unwrap().wait_timeout(TAKEOVER).unwrap(), 9);
+    assert_eq!(
+        pool.submit(square, 3)
+            .unwrap()
+            .wait_timeout(TAKEOVER)
+            .unwrap(),
+        9
+    );
 
     let pending = pool.submit(support::nap, 10_000).unwrap();
     redis.stop();

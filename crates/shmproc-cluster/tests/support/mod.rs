@@ -35,7 +35,13 @@ pub struct Workers {
 impl Workers {
     /// `count` workers of `threads` threads each on `queue`, visibility timeout
     /// `visibility_ms`.
-    pub fn start(url: &str, queue: &str, count: usize, threads: usize, visibility_ms: u64) -> Workers {
+    pub fn start(
+        url: &str,
+        queue: &str,
+        count: usize,
+        threads: usize,
+        visibility_ms: u64,
+    ) -> Workers {
         let worker = shmproc::cluster::Worker::new(url)
             .queue(queue)
             .threads(threads)
@@ -74,7 +80,8 @@ pub struct Scratch(pub PathBuf);
 
 impl Scratch {
     pub fn new(label: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("shmproc-cluster-{}-{label}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("shmproc-cluster-{}-{label}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("scratch dir");
         Scratch(dir)
@@ -100,7 +107,11 @@ pub fn wait_for_file(path: &Path, within: Duration) -> String {
                 return text;
             }
         }
-        assert!(Instant::now() < deadline, "{} did not appear", path.display());
+        assert!(
+            Instant::now() < deadline,
+            "{} did not appear",
+            path.display()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -134,7 +145,11 @@ pub fn stall_once(dir: String) -> usize {
 pub fn stall(dir: String) {
     let dir = Path::new(&dir);
     let runs = record_run(dir);
-    std::fs::write(dir.join(format!("pid-{runs}")), std::process::id().to_string()).expect("pid");
+    std::fs::write(
+        dir.join(format!("pid-{runs}")),
+        std::process::id().to_string(),
+    )
+    .expect("pid");
     std::thread::sleep(Duration::from_secs(60));
 }
 
