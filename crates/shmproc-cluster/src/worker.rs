@@ -25,6 +25,9 @@ use crate::broker::{self, field, Keys, StreamEntry, GROUP};
 /// `SHMPROC_WORKER=redis://host:6379/0?queue=jobs&threads=4&visibility_ms=10000`.
 pub const WORKER_ENV: &str = "SHMPROC_WORKER";
 
+/// How long a reply stream outlives its last reply (its pool's reader deletes it on stop).
+const REPLY_TTL_MS: u64 = 24 * 3600 * 1000;
+
 /// Pause between attempts to reach a broker that is away.
 const RETRY: Duration = Duration::from_millis(500);
 
@@ -346,6 +349,9 @@ impl Served {
                 pipe.arg(field::REPLY).arg(reply);
             }
             pipe.ignore();
+            // A pool that is gone leaves its reply stream to expire (a live one's is renewed
+            // by every reply, and recreated by the next one if it ever expires).
+            pipe.cmd("PEXPIRE").arg(reply_to).arg(REPLY_TTL_MS).ignore();
         }
         // A malformed task (not from a pool) is dropped.
         pipe.cmd("XACK")

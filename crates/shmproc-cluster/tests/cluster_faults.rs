@@ -95,7 +95,7 @@ fn calls_fail_while_the_broker_is_away_and_work_after_it_returns() {
         9
     );
 
-    let pending = pool.submit(support::nap, 10_000).unwrap();
+    let pending = pool.submit(support::nap, 4_000).unwrap();
     redis.stop();
     match pool.submit(square, 4) {
         Err(ProcessError::Broker(message)) => assert!(message.contains("redis"), "{message}"),
