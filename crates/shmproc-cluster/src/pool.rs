@@ -182,6 +182,11 @@ impl Shared {
         self.lock().stopped
     }
 
+    /// Whether tasks are waiting for replies.
+    pub(crate) fn has_pending(&self) -> bool {
+        !self.lock().pending.is_empty()
+    }
+
     /// Best effort: deletes the entries of tasks that will not be waited for, so queued ones
     /// never run (a worker that has one already runs it; its reply is dropped).
     fn forget(&self, entries: Vec<String>) {

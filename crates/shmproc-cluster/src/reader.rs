@@ -27,7 +27,8 @@ pub(crate) fn run(shared: &Shared) {
     let mut conn: Option<Connection> = None;
     let mut run_id: Option<String> = None;
     let mut last = "0-0".to_owned();
-    let mut read_since_trim = false;
+    // Replies read since the stream was last trimmed.
+    let mut untrimmed = 0;
     // When the broker was first found away (`None` while it answers).
     let mut lost_at: Option<Instant> = None;
     while !shared.stopped() {
@@ -54,9 +55,12 @@ pub(crate) fn run(shared: &Shared) {
                 }
             },
         };
-        match read(shared, c, &last, read_since_trim) {
+        // Trim in batches (or when quiet): one more command per reply would slow round trips.
+        let trim = untrimmed >= BATCH || (untrimmed > 0 && !shared.has_pending());
+        match read(shared, c, &last, trim) {
             Ok(entries) => {
-                read_since_trim = !entries.is_empty();
+                untrimmed = if trim { 0 } else { untrimmed };
+                untrimmed += entries.len();
                 for entry in entries {
                     land(shared, &entry);
                     last = entry.id;

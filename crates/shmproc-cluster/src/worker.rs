@@ -233,40 +233,43 @@ impl Served {
         let claim_every = self.claim_every();
         let mut next_claim = Instant::now() + claim_every;
         let mut conn: Option<Connection> = None;
+        // The last task's reply and acknowledgement, sent with the next read (one round trip).
+        let mut finish: Option<redis::Pipeline> = None;
         loop {
             let c = conn.get_or_insert_with(|| self.connect(claim_every));
             let now = Instant::now();
             let step = if now >= next_claim {
                 next_claim = now + claim_every;
-                self.claim(c, consumer)
+                match finish.take().map(|f| f.query::<()>(c)) {
+                    Some(Err(e)) => Err(e),
+                    _ => self.claim(c, consumer),
+                }
             } else {
-                self.read(c, consumer, next_claim - now)
+                self.read(c, consumer, next_claim - now, finish.take())
             };
-            let done = match step {
+            match step {
                 Ok(Some((entry, deliveries, previous))) => {
-                    self.handle(c, consumer, &entry, deliveries, previous.as_deref())
+                    finish = Some(self.handle(consumer, &entry, deliveries, previous.as_deref()));
                 }
-                Ok(None) => Ok(()),
-                Err(e) => Err(e),
-            };
-            if let Err(e) = done {
-                if e.code() == Some("NOGROUP") {
+                Ok(None) => {}
+                Err(e) if e.code() == Some("NOGROUP") => {
                     let _ = broker::ensure_group(c, &self.keys);
-                } else {
-                    conn = None;
                 }
+                Err(_) => conn = None,
             }
         }
     }
 
-    /// A new task, waiting at most `block`.
+    /// A new task, waiting at most `block`, after sending `finish` (one round trip).
     fn read(
         &self,
         c: &mut Connection,
         consumer: &str,
         block: Duration,
+        finish: Option<redis::Pipeline>,
     ) -> redis::RedisResult<Option<(StreamEntry, u64, Option<String>)>> {
-        let reply: Value = redis::cmd("XREADGROUP")
+        let mut pipe = finish.unwrap_or_default();
+        pipe.cmd("XREADGROUP")
             .arg("GROUP")
             .arg(GROUP)
             .arg(consumer)
@@ -276,8 +279,8 @@ impl Served {
             .arg(block.as_millis().max(1) as u64)
             .arg("STREAMS")
             .arg(&self.keys.tasks)
-            .arg(">")
-            .query(c)?;
+            .arg(">");
+        let (reply,): (Value,) = pipe.query(c)?;
         Ok(broker::read_entries(reply).pop().map(|e| (e, 1, None)))
     }
 
@@ -312,15 +315,15 @@ impl Served {
         Ok(entry.map(|e| (e, delivered + 1, Some(previous))))
     }
 
-    /// Runs the task (unless its attempts are used up) and sends the reply.
+    /// Runs the task (unless its attempts are used up); returns the commands that send its
+    /// reply and acknowledge it.
     fn handle(
         &self,
-        c: &mut Connection,
         consumer: &str,
         entry: &StreamEntry,
         deliveries: u64,
         previous: Option<&str>,
-    ) -> redis::RedisResult<()> {
+    ) -> redis::Pipeline {
         let fields = (
             entry.text(field::KEY),
             entry.get(field::ARG),
@@ -363,7 +366,7 @@ impl Served {
             .arg(&self.keys.tasks)
             .arg(&entry.id)
             .ignore();
-        pipe.query::<()>(c)
+        pipe
     }
 
     /// Runs entry `key`, marked running for the heartbeat meanwhile.
