@@ -6,7 +6,7 @@
 //! | take a new task | `XREADGROUP GROUP workers <me> COUNT 1 BLOCK … STREAMS tasks >` |
 //! | take a task whose worker died | `XPENDING … IDLE <visibility> - + 1`, then `XCLAIM` it (every visibility / 4) |
 //! | keep a running task | `XCLAIM … 0 <id> JUSTID` every visibility / 3 (a heartbeat: resets its idle time, not its delivery count) |
-//! | finish | one pipeline: `XADD <reply stream>`, `XACK`, `XDEL` |
+//! | finish | with the next read, one pipeline: `XADD <reply stream>`, `PEXPIRE` it, `XACK`, `XDEL`, `XREADGROUP` |
 //!
 //! A task delivered more times than its `max_attempts` is not run again: its pool gets a
 //! worker-died reply instead.
