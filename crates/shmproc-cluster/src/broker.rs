@@ -103,6 +103,15 @@ pub(crate) fn redact(url: &str) -> String {
     }
 }
 
+/// This host's name (for consumer and pool names), or `localhost`.
+pub(crate) fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
 /// One stream entry: its id and field-value pairs.
 #[derive(Debug, Default)]
 pub(crate) struct StreamEntry {

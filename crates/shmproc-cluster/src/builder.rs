@@ -7,21 +7,7 @@ use std::time::Duration;
 use shmproc_process::{Pool, PoolBuilder, ProcessError};
 
 use crate::pool::BrokerPool;
-
-/// What a broker pool is built with.
-#[derive(Clone, Debug)]
-pub(crate) struct Settings {
-    /// The broker's URL (`redis://[user:password@]host:port/db`).
-    pub url: String,
-    /// The queue's name (workers serve one queue).
-    pub queue: String,
-    /// How many tasks the workers run at once (sets `map`'s chunks, `imap`'s tasks in flight).
-    pub workers: usize,
-    /// How many times a task may be started before it fails with `WorkerDied`.
-    pub max_attempts: u32,
-    /// Bound of every broker call, and how long waiters wait for a broker that went away.
-    pub timeout: Duration,
-}
+use crate::shared::Settings;
 
 /// Adds [`broker`](BrokerExt::broker) to [`Pool::builder`] (bring it into scope with
 /// `use shmproc::cluster::BrokerExt;`).
@@ -126,7 +112,7 @@ fn pool_name() -> String {
         .map_or(0, |d| d.as_nanos());
     format!(
         "{}:{}:{}:{nanos:x}",
-        crate::worker::hostname(),
+        crate::broker::hostname(),
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     )

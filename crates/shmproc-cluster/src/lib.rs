@@ -61,6 +61,8 @@ mod builder;
 mod local;
 mod pool;
 mod reader;
+mod serve;
+mod shared;
 mod worker;
 
 pub use builder::{BrokerBuilder, BrokerExt};

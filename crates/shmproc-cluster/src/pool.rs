@@ -1,25 +1,18 @@
 //! The submitting side: a [`RemoteBackend`] that adds tasks to the queue's stream and lands
 //! replies from the pool's own reply stream, read by one thread with `XREAD BLOCK` (no
-//! polling).
-//!
-//! | a task is …            | it ends when                                                    |
-//! |------------------------|-----------------------------------------------------------------|
-//! | pending (sent)         | its reply arrives; or `cancel` deletes it before any worker has |
-//! |                        | it; or the pool stops (`ShutDown`); or the broker stays away    |
-//! |                        | past `broker_timeout` or comes back as a new instance (`Broker`) |
+//! polling). The tasks' lifecycle is in the `shared` module.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use redis::{Client, Connection, Value};
+use redis::{Client, Value};
 use shmproc_process::remote::{Outcome, RemoteBackend, RemoteJob, RemoteStop};
 use shmproc_process::ProcessError;
 
 use crate::broker::{self, field, Keys, GROUP};
-use crate::builder::Settings;
 use crate::reader;
+use crate::shared::{Pending, Settings, Shared};
 
 /// Longest sleep of a stopping pool between checks (a handle dropped meanwhile).
 const STOP_NAP: Duration = Duration::from_millis(50);
@@ -45,40 +38,6 @@ if im > lm or (im == lm and is > ls) then
 end
 return 0
 ";
-
-/// A broker pool's state, shared with its reader thread.
-pub(crate) struct Shared {
-    pub settings: Settings,
-    pub client: Client,
-    pub keys: Keys,
-    /// This pool's reply stream.
-    pub results: String,
-    /// The connection submits and cancels go through (`None` after a failure: reconnect).
-    conn: Mutex<Option<Connection>>,
-    state: Mutex<State>,
-    /// A task finished or failed (for `stop`).
-    changed: Condvar,
-}
-
-/// A task sent and not finished.
-struct Pending {
-    outcome: Outcome,
-    /// Its stream entry id, once `XADD` returned.
-    entry: Option<String>,
-    /// When it was sent (a restarted broker lost the tasks sent before it went away).
-    sent: Instant,
-}
-
-#[derive(Default)]
-struct State {
-    pending: HashMap<u64, Pending>,
-    next: u64,
-    /// No new tasks.
-    closing: bool,
-    /// The reader should leave.
-    stopped: bool,
-}
-
 /// The [`RemoteBackend`] of a broker pool.
 pub(crate) struct BrokerPool {
     shared: Arc<Shared>,
@@ -112,115 +71,6 @@ impl BrokerPool {
             shared,
             reader: Mutex::new(Some(reader)),
         })
-    }
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Runs `f` on the command connection, connecting first if needed; a failure drops the
-    /// connection (the next call reconnects) and becomes a `Broker` error.
-    fn with_conn<T>(
-        &self,
-        f: impl FnOnce(&mut Connection) -> redis::RedisResult<T>,
-    ) -> Result<T, ProcessError> {
-        let mut slot = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        let url = || broker::redact(&self.settings.url);
-        if slot.is_none() {
-            let conn = broker::connect(&self.client, self.settings.timeout, Duration::ZERO)
-                .map_err(|e| broker::broker_error(&url(), &e))?;
-            *slot = Some(conn);
-        }
-        let conn = slot.as_mut().expect("connected above");
-        f(conn).map_err(|e| {
-            *slot = None;
-            broker::broker_error(&url(), &e)
-        })
-    }
-
-    /// Lands the reply to task `task` (from the reader thread).
-    pub(crate) fn land(&self, task: u64, outcome: Result<Vec<u8>, ProcessError>) {
-        let pending = self.lock().pending.remove(&task);
-        if let Some(pending) = pending {
-            match outcome {
-                Ok(reply) => pending.outcome.reply(reply),
-                Err(e) => pending.outcome.fail(e),
-            }
-            self.changed.notify_all();
-        }
-    }
-
-    /// Fails every pending task sent before `before` with `error()`; returns how many.
-    pub(crate) fn fail_sent_before(
-        &self,
-        before: Instant,
-        error: impl Fn() -> ProcessError,
-    ) -> usize {
-        let mut state = self.lock();
-        let ids: Vec<u64> = state
-            .pending
-            .iter()
-            .filter(|(_, p)| p.sent < before)
-            .map(|(id, _)| *id)
-            .collect();
-        let drained: Vec<Pending> = ids
-            .iter()
-            .filter_map(|id| state.pending.remove(id))
-            .collect();
-        drop(state);
-        for pending in &drained {
-            pending.outcome.fail(error());
-        }
-        self.changed.notify_all();
-        drained.len()
-    }
-
-    /// Whether the reader should leave.
-    pub(crate) fn stopped(&self) -> bool {
-        self.lock().stopped
-    }
-
-    /// Whether tasks are waiting for replies.
-    pub(crate) fn has_pending(&self) -> bool {
-        !self.lock().pending.is_empty()
-    }
-
-    /// Best effort: deletes the entries of tasks that will not be waited for, so queued ones
-    /// never run (a worker that has one already runs it; its reply is dropped).
-    fn forget(&self, entries: Vec<String>) {
-        if entries.is_empty() {
-            return;
-        }
-        let tasks = self.keys.tasks.clone();
-        let _ = self.with_conn(|c| {
-            redis::cmd("XDEL")
-                .arg(&tasks)
-                .arg(entries)
-                .query::<Value>(c)
-        });
-    }
-
-    /// Fails every pending task with `ShutDown`, deletes their entries; returns how many.
-    fn fail_pending(&self, only_abandoned: bool) -> usize {
-        let mut state = self.lock();
-        let ids: Vec<u64> = state
-            .pending
-            .iter()
-            .filter(|(_, p)| !only_abandoned || p.outcome.is_abandoned())
-            .map(|(id, _)| *id)
-            .collect();
-        let removed: Vec<Pending> = ids
-            .iter()
-            .filter_map(|id| state.pending.remove(id))
-            .collect();
-        drop(state);
-        for pending in &removed {
-            pending.outcome.fail(ProcessError::ShutDown);
-        }
-        self.forget(removed.iter().filter_map(|p| p.entry.clone()).collect());
-        removed.len()
     }
 }
 

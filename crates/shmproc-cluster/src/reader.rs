@@ -10,7 +10,7 @@ use redis::{Connection, Value};
 use shmproc_process::ProcessError;
 
 use crate::broker::{self, field, StreamEntry};
-use crate::pool::Shared;
+use crate::shared::Shared;
 
 /// Longest `BLOCK` of one read (the reader checks for a stop this often at worst).
 pub(crate) const BLOCK: Duration = Duration::from_millis(500);
