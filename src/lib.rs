@@ -89,6 +89,9 @@
 //! | `SimpleQueue()`: `put`, `get`, `empty`, `close` | [`SimpleQueue::new()`](SimpleQueue::new): [`put`](SimpleQueue::put), [`get`](SimpleQueue::get), [`is_empty`](SimpleQueue::is_empty), [`close`](SimpleQueue::close) |
 //! | `a, b = Pipe()`, `a.send(x)`, `b.recv()`, `b.poll(t)` | [`Pipe::duplex()`](Pipe::duplex), [`a.send(&x)?`](Connection::send), [`b.recv()?`](Connection::recv), [`b.poll(d)?`](Connection::poll) |
 //! | `Pipe(duplex=False)` | [`Pipe::simplex()`](Pipe::simplex) → ([`Sender`], [`Receiver`]) |
+//! | `Manager().dict()`, `d[k] = v`, `d.get(k)` | [`SharedMap::new(n)`](SharedMap::new), [`m.insert(k, v)?`](SharedMap::insert), [`m.get(&k)?`](SharedMap::get) |
+//! | `with lock: d[k] += 1` on a manager dict | [`m.update(k, \|old\| old.unwrap_or(0) + 1)?`](SharedMap::update) (one atomic step) |
+//! | `Manager().list()`, `l.append(x)` | [`SharedVec::new(n)`](SharedVec::new), [`v.push(x)?`](SharedVec::push) |
 //! | a dead lock holder hangs everyone | [`LockError::OwnerDied`] for the next acquirer |
 //! | `EOFError` from `recv` once the other end is closed | [`RecvError::Disconnected`], or [`RecvError::PeerDied`] if it was killed |
 //!
@@ -97,6 +100,7 @@
 
 pub use shmproc_channel::{Connection, Pipe, Queue, Receiver, RecvError, SendError, Sender};
 pub use shmproc_channel::{JoinableQueue, SimpleQueue, TaskError};
+pub use shmproc_collections::{CollectionError, SharedMap, SharedVec};
 pub use shmproc_macros::entry;
 pub use shmproc_process::{
     active_children, as_completed, as_completed_timeout, cpu_count, current_process,
@@ -129,6 +133,10 @@ pub mod raw {
     /// Fault injection for tests (not a public API).
     #[doc(hidden)]
     pub use shmproc_channel::test_hooks;
+
+    /// Fault injection for the shared collections' tests (not a public API).
+    #[doc(hidden)]
+    pub use shmproc_collections::test_hooks as collection_hooks;
 }
 
 /// The same [`Pool`] on many hosts through a Redis broker (feature `cluster`): bring

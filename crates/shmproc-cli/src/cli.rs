@@ -91,6 +91,20 @@ pub enum Bench {
         #[arg(long)]
         json: bool,
     },
+    /// SharedMap/SharedVec get, set, atomic update and append from 1 and 2 child processes, next
+    /// to Python's Manager().dict()/.list() doing the same (when python3 is on the PATH)
+    #[command(after_help = EXIT_CODES)]
+    Collections {
+        /// One JSON object per line instead of the table
+        #[arg(long)]
+        json: bool,
+        /// Fewer operations per figure
+        #[arg(long)]
+        quick: bool,
+        /// Test hook: operations per process of each shmproc figure
+        #[arg(long, hide = true, value_parser = positive)]
+        ops: Option<u64>,
+    },
     /// Broker pool round trip and map throughput with 1, 2 and 4 worker processes, next to a
     /// bare redis client's cycle (needs redis-server on the PATH; starts its own)
     #[command(after_help = EXIT_CODES)]

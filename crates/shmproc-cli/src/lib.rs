@@ -9,6 +9,7 @@ pub mod channels;
 pub mod chaos;
 pub mod classic_demos;
 pub mod cluster_bench;
+pub mod collections;
 pub mod counters;
 pub mod demos;
 pub mod fmt;

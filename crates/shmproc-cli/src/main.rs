@@ -2,6 +2,7 @@
 
 mod channel_cli;
 mod cli;
+mod collections_cli;
 mod counters_cli;
 mod progress;
 
@@ -14,7 +15,7 @@ use shmproc_cli::demos::{self, Update, START_BALANCE};
 use shmproc_cli::fmt::thousands;
 
 /// Every demo: its name and what it shows.
-pub const DEMOS: [(&str, &str); 10] = [
+pub const DEMOS: [(&str, &str); 11] = [
     (
         "sleepers",
         "2 and 10 processes sleeping together, then one after another",
@@ -55,6 +56,10 @@ pub const DEMOS: [(&str, &str); 10] = [
         "pipe",
         "parent and child talk over a duplex Pipe; round-trip latency",
     ),
+    (
+        "manager",
+        "two processes append to a shared list and dict (Python's Manager); ops/s",
+    ),
 ];
 
 type CliResult = Result<(), Box<dyn std::error::Error>>;
@@ -89,6 +94,9 @@ fn run(cli: cli::Cli) -> CliResult {
         Command::Bench(Bench::Counters(args)) => counters_cli::bench_counters(&args),
         Command::Bench(Bench::Processes { json }) => bench_processes(json),
         Command::Bench(Bench::Channels { json }) => channel_cli::bench_channels(json),
+        Command::Bench(Bench::Collections { json, quick, ops }) => {
+            collections_cli::bench_collections(json, quick, ops)
+        }
         Command::Bench(Bench::Cluster(args)) => bench_cluster(&args),
         Command::Bench(Bench::All(args)) => {
             shmproc_cli::report::bench_all(&shmproc_cli::report::AllOptions {
@@ -125,6 +133,7 @@ fn run_demo(name: &str) -> CliResult {
         "square-cube" => shmproc_cli::spawn_demos::square_cube(),
         "queue" => channel_cli::demo_queue(),
         "pipe" => channel_cli::demo_pipe(),
+        "manager" => collections_cli::demo_manager(),
         "all" => {
             for (name, _) in DEMOS {
                 println!("=== demo {name} ===");

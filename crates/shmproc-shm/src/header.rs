@@ -56,10 +56,14 @@ pub enum Kind {
     Queue = 10,
     /// A `Pipe`.
     Pipe = 11,
+    /// A `SharedMap`.
+    Map = 12,
+    /// A `SharedVec`.
+    List = 13,
 }
 
 impl Kind {
-    const ALL: [Kind; 11] = [
+    const ALL: [Kind; 13] = [
         Kind::Raw,
         Kind::Value,
         Kind::Array,
@@ -71,6 +75,8 @@ impl Kind {
         Kind::Barrier,
         Kind::Queue,
         Kind::Pipe,
+        Kind::Map,
+        Kind::List,
     ];
 
     /// The kind stored as `raw` in a header, if it is one.

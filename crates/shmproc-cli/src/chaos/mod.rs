@@ -16,6 +16,7 @@
 //! | `condition` | items produced = consumed + left over, give or take the one item of each killed process; consumers wake and finish |
 //! | `event` | once set (even by a setter killed right after), every waiter returns |
 //! | `pool` | a killed worker fails at most its one task with `WorkerDied` naming it; every other result is right; shutdown finishes |
+//! | `collections` | a `SharedMap` of sealed counters and a `SharedVec` of numbered elements, with keys churned in and out: every counter sealed and within its acknowledged updates (+1 for the killed writer), every writer's elements in order without gap or duplicate, `len` equal to what iteration yields, `OwnerDied` at most once per kill |
 //! | `segments` | creators killed while creating and using named segments: `clean` removes what they left, never a live one |
 //!
 //! Every wait of the parent has a deadline (5 s for a call, 8 s for a trial's children):
@@ -27,7 +28,7 @@
 
 // Layers, bottom-up: `harness` (constants, random source, ledger, faults, frames) → `tally`
 // (counters, problems, the trial) → `kids` (forked children and the kill) → the scenarios
-// (`queue`, `pipes`, `locks`, `sync`, `pool`, `segments`), which import only those three.
+// (`queue`, `pipes`, `locks`, `sync`, `pool`, `collections`, `segments`), which import only those three.
 // `isolate` (the private /dev/shm) stands alone.
 mod harness;
 mod tally;
@@ -35,6 +36,7 @@ mod tally;
 mod isolate;
 mod kids;
 
+mod collections;
 mod locks;
 mod pipes;
 mod pool;
@@ -53,7 +55,7 @@ use tally::{Problem, Trial};
 type Scenario = fn(&mut Trial<'_>) -> Setup;
 
 /// Every scenario, by name.
-const SCENARIOS: [(&str, Scenario); 11] = [
+const SCENARIOS: [(&str, Scenario); 12] = [
     ("queue", queue::queue),
     ("pipe-stream", pipes::pipe_stream),
     ("pipe-echo", pipes::pipe_echo),
@@ -64,6 +66,7 @@ const SCENARIOS: [(&str, Scenario); 11] = [
     ("condition", sync::condition),
     ("event", sync::event),
     ("pool", pool::pool),
+    ("collections", collections::collections),
     ("segments", segments::segments),
 ];
 

@@ -88,13 +88,14 @@ pub fn all(opts: &AllOptions, report: &mut Report, progress: Progress<'_>) {
     } else {
         |_, _, _| Ok(())
     };
-    let groups: [(&str, Group); 6] = [
+    let groups: [(&str, Group); 7] = [
         ("counters", counter_group),
         ("sync ping-pong", sync_group),
         ("channel throughput", stream_group),
         ("channel round trips", trip_group),
         ("spinning round trips", spin_group),
         ("processes", process_group),
+        ("collections", collection_group),
     ];
     for (name, group) in groups {
         if let Err(e) = group(&sizes, report, progress) {
@@ -435,4 +436,19 @@ pub fn median_f64(xs: &[f64]) -> f64 {
     let mut v = xs.to_vec();
     v.sort_by(f64::total_cmp);
     v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// The Manager row: a `SharedMap` get and set from a child process, microseconds per operation.
+fn collection_group(_: &Sizes, report: &mut Report, progress: Progress<'_>) -> Result<(), Failure> {
+    progress("collections: SharedMap get and set from a child");
+    let us = crate::collections::get_set_micros(300_000)?;
+    let system = "shmproc SharedMap (from a child)";
+    report.add(
+        "Manager dict get/set",
+        Unit::Micros,
+        system,
+        Role::Shmproc,
+        us,
+    );
+    Ok(())
 }
