@@ -47,9 +47,9 @@
 //!   fails at once with [`ProcessError::Broker`](shmproc_process::ProcessError::Broker), and
 //!   tasks waiting on it fail once it stays away that long (or comes back as a restarted
 //!   instance). Calls work again once it is back; workers reconnect by themselves.
-//! - **Data, not handles.** Arguments and results travel as bytes: a shared-memory handle made
-//!   by `new` (a `Value`, `Queue`, … that travels as a file descriptor) fails at submit with an
-//!   error saying it cannot leave its host.
+//! - **Data, not handles.** Arguments and results travel as bytes: a shared-memory handle in an
+//!   argument (a `Value`, `Queue`, …, anonymous or named: a name would mean another segment on
+//!   another host) fails at submit with an error saying it cannot leave its host.
 //! - Not applied to broker pools: `queue_bound` (the stream is the queue), initializers and
 //!   `max_tasks_per_child` (set up workers in their program). A cancelled task is one no
 //!   worker has taken yet; `terminate` fails unfinished tasks but does not stop running ones.

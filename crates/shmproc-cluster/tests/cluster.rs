@@ -131,11 +131,25 @@ fn a_shared_memory_argument_fails_at_submit() {
         return;
     };
     let pool = broker_pool(&redis, "handles");
-    let value = shmproc::Value::new(5_i64).unwrap();
-    match pool.submit(read_value, value) {
-        Err(ProcessError::Encode(message)) => {
-            assert!(message.contains("cannot leave its host"), "{message}");
+    let anonymous = shmproc::Value::new(5_i64).unwrap();
+    // A named one travels by name between local processes; on another host the name would
+    // open another segment (or none), so a broker pool refuses it too.
+    let name = format!("cluster-named-{}", std::process::id());
+    let named = shmproc::Value::create(&name, 5_i64).unwrap();
+    for value in [&anonymous, &named] {
+        match pool.submit(read_value, value.clone()) {
+            Err(ProcessError::Encode(message)) => {
+                assert!(message.contains("cannot leave its host"), "{message}");
+            }
+            other => panic!("{other:?}"),
         }
-        other => panic!("{other:?}"),
+        let items = vec![value.clone(); 3];
+        assert!(matches!(
+            pool.map(read_value, items),
+            Err(ProcessError::Encode(_))
+        ));
     }
+    // The same named handle still travels to local processes.
+    let local = shmproc::Pool::threads(1).unwrap();
+    assert_eq!(local.submit(read_value, named.clone()).unwrap().wait().unwrap(), 5);
 }

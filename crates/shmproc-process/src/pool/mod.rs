@@ -269,8 +269,19 @@ impl Pool {
     ) -> Result<Task<E::Ret>, ProcessError> {
         let _ = entry;
         check_registered(E::KEY)?;
-        let arg = encode(&arg).map_err(ProcessError::Encode)?;
+        let arg = self
+            .encoding(|| encode(&arg))
+            .map_err(ProcessError::Encode)?;
         self.submit_call(Call::one::<E>(), arg, how)
+    }
+
+    /// Runs `encode` as this pool's tasks must be encoded: for a broker pool, whose tasks may
+    /// run on another host, any shared-memory handle in them (named ones too) is refused.
+    fn encoding<T>(&self, encode: impl FnOnce() -> T) -> T {
+        match &self.backend {
+            Backend::Remote(_) => shmproc_shm::serialize_off_host(encode),
+            Backend::Processes(_) | Backend::Threads(_) => encode(),
+        }
     }
 
     fn submit_call<R: serde::de::DeserializeOwned>(
