@@ -67,6 +67,7 @@
 //! | `Pool(maxtasksperchild=100)` | [`.max_tasks_per_child(100)`](PoolBuilder::max_tasks_per_child) on the builder |
 //! | `future.cancel()` | [`task.cancel()`](Task::cancel): a queued task never runs, its waiter gets [`ProcessError::Cancelled`] |
 //! | `wait(fs, timeout, return_when=FIRST_COMPLETED)` | [`wait_any(&tasks, d)?`](wait_any): the index of a finished task |
+//! | `ray.util.multiprocessing.Pool(ray_address=...)`: the same Pool on a cluster | `Pool::builder().broker("redis://host:6379/0").queue("jobs").build()?` with `use shmproc::cluster::BrokerExt;` (feature `cluster`; workers: the same binary with `SHMPROC_WORKER` set) |
 //! | `ThreadPoolExecutor(4)` | [`Pool::threads(4)?`](Pool::threads): the same entries and calls, on threads |
 //! | a `submit` queue that grows without bound | [`.queue_bound(n)`](PoolBuilder::queue_bound): [`submit`](Pool::submit) blocks, [`try_submit`](Pool::try_submit) fails with [`ProcessError::QueueFull`] |
 //! | a killed pool worker hangs `Pool.map` | [`ProcessError::WorkerDied`] for its task; the worker is replaced |
@@ -137,3 +138,8 @@ pub mod raw {
     #[doc(hidden)]
     pub use shmproc_collections::test_hooks as collection_hooks;
 }
+
+/// The same [`Pool`] on many hosts through a Redis broker (feature `cluster`): bring
+/// [`cluster::BrokerExt`] into scope and write `Pool::builder().broker(url).build()`.
+#[cfg(feature = "cluster")]
+pub use shmproc_cluster as cluster;

@@ -105,6 +105,10 @@ pub enum Bench {
         #[arg(long, hide = true, value_parser = positive)]
         ops: Option<u64>,
     },
+    /// Broker pool round trip and map throughput with 1, 2 and 4 worker processes, next to a
+    /// bare redis client's cycle (needs redis-server on the PATH; starts its own)
+    #[command(after_help = EXIT_CODES)]
+    Cluster(ClusterArgs),
     /// Every benchmark with its baselines (and Python's multiprocessing when python3 is on the
     /// PATH); writes report.json, report.md and SVG charts
     #[command(after_help = EXIT_CODES)]
@@ -135,6 +139,23 @@ pub struct CountersArgs {
     /// Test hook: the least overlap a run needs (default 0.9)
     #[arg(long, hide = true, default_value = "0.9")]
     pub min_overlap: f64,
+}
+
+/// Options of `shmproc bench cluster`.
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    /// Sequential round trips timed per worker count (each paired with a bare cycle)
+    #[arg(long, value_name = "N", default_value = "2000", value_parser = positive)]
+    pub round_trips: u64,
+    /// Items of the timed map
+    #[arg(long, value_name = "N", default_value = "100000", value_parser = positive)]
+    pub items: u64,
+    /// Items per chunk of the map
+    #[arg(long, value_name = "N", default_value = "5000", value_parser = positive)]
+    pub chunk: u64,
+    /// One JSON object per line instead of the table
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Options of `shmproc bench all`.

@@ -8,6 +8,7 @@ pub mod channel_demos;
 pub mod channels;
 pub mod chaos;
 pub mod classic_demos;
+pub mod cluster_bench;
 pub mod collections;
 pub mod counters;
 pub mod demos;

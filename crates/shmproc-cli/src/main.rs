@@ -97,6 +97,7 @@ fn run(cli: cli::Cli) -> CliResult {
         Command::Bench(Bench::Collections { json, quick, ops }) => {
             collections_cli::bench_collections(json, quick, ops)
         }
+        Command::Bench(Bench::Cluster(args)) => bench_cluster(&args),
         Command::Bench(Bench::All(args)) => {
             shmproc_cli::report::bench_all(&shmproc_cli::report::AllOptions {
                 quick: args.quick,
@@ -253,6 +254,21 @@ fn bench_processes(json: bool) -> CliResult {
     rows.extend(pool_rows);
     print!("{}", shmproc_cli::processes::report(&rows, json));
     print!("{}", shmproc_cli::pool_bench::report(&goals, json));
+    Ok(())
+}
+
+fn bench_cluster(args: &cli::ClusterArgs) -> CliResult {
+    progress::step("bench cluster: broker pool round trips and map vs a bare redis client ...");
+    let plan = shmproc_cli::cluster_bench::Plan {
+        round_trips: args.round_trips as usize,
+        items: args.items,
+        chunk: args.chunk as usize,
+    };
+    let rows = shmproc_cli::cluster_bench::run(plan)?;
+    print!(
+        "{}",
+        shmproc_cli::cluster_bench::report(&rows, plan, args.json)
+    );
     Ok(())
 }
 

@@ -24,7 +24,7 @@ pub fn square(n: u64) -> u64 {
 type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
 
 /// Times `iters` rounds of `a` then `b` (interleaved, so both see the same machine load).
-fn paired(
+pub fn paired(
     iters: usize,
     mut a: impl FnMut() -> BenchResult<()>,
     mut b: impl FnMut() -> BenchResult<()>,

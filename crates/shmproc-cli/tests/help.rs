@@ -28,13 +28,20 @@ const HELPS: &[(&[&str], &[&str])] = &[
         ],
     ),
     (&["demo"], &["[NAME]", "sleepers", "pipe", "all"]),
-    (&["bench"], &["counters", "processes", "channels", "all"]),
+    (
+        &["bench"],
+        &["counters", "processes", "channels", "cluster", "all"],
+    ),
     (
         &["bench", "counters"],
         &["--procs", "--runs", "--ms", "--iters", "--json", "--quiet"],
     ),
     (&["bench", "processes"], &["--json"]),
     (&["bench", "channels"], &["--json"]),
+    (
+        &["bench", "cluster"],
+        &["--round-trips", "--items", "--chunk", "--json"],
+    ),
     (&["bench", "all"], &["--quick", "--out", "--pin"]),
     (
         &["chaos"],

@@ -66,6 +66,11 @@ pub enum ProcessError {
     /// found it full, or `Pool::submit_timeout` waited in vain. Nothing was submitted; retry
     /// later, or wait for some of the submitted tasks first.
     QueueFull,
+    /// A broker pool's broker (Redis) could not be reached, failed, or lost the task: the
+    /// message says which. Submitting fails at once; a task waiting for its result fails once
+    /// the broker stays away past the pool's broker timeout. Calls work again when it is back;
+    /// a failed task may or may not have run, so resubmit only what is safe to run twice.
+    Broker(String),
 }
 
 impl ProcessError {
@@ -123,6 +128,7 @@ impl fmt::Display for ProcessError {
             ProcessError::QueueFull => f.write_str(
                 "the pool's queue is full (its queue_bound); nothing was submitted, retry later",
             ),
+            ProcessError::Broker(e) => write!(f, "the task broker failed: {e}"),
         }
     }
 }

@@ -38,6 +38,7 @@ pub use children::active_children;
 pub use current::{cpu_count, current_process, parent_process, ProcessInfo};
 pub use entry::Entry;
 pub use error::ProcessError;
+pub use pool::remote;
 pub use pool::{
     as_completed, as_completed_timeout, wait_any, AsCompleted, Imap, ImapUnordered, Pool,
     PoolBuilder, Task, WorkerKind,

@@ -25,6 +25,7 @@ thread_local! {
     static INCOMING: RefCell<Option<Vec<OwnedFd>>> = const { RefCell::new(None) };
     static LAST_ERROR: RefCell<Option<String>> = const { RefCell::new(None) };
     static RECIPIENT: Cell<Option<u32>> = const { Cell::new(None) };
+    static OFF_HOST: Cell<bool> = const { Cell::new(false) };
 }
 
 /// The message of the last handle (de)serialization error on this thread, taken. Formats such
@@ -50,6 +51,25 @@ enum Wire {
 const NOT_PASSABLE: &str = "an anonymous shared segment (made by `new`) can only be passed as an \
      argument or result of Process::spawn or a Pool task; to share it with an unrelated process, \
      create it by name (`create(name, ..)`) and pass that";
+
+const OFF_HOST_MESSAGE: &str = "a shared-memory handle (a Value, Array, Lock, Queue, Pipe end, \
+     SharedMap, … named or not) cannot leave its host: this message may be read on another \
+     machine, where the name would open another segment or none; pass the data itself";
+
+/// Runs `f` (which serializes a message that may be read on another host, such as a broker
+/// pool's task) so that any shared-memory handle in it fails to serialize, with an error saying
+/// it cannot leave its host, instead of travelling as a name that means another segment there.
+pub fn serialize_off_host<R>(f: impl FnOnce() -> R) -> R {
+    /// Puts the outer setting back, also when `f` unwinds.
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            OFF_HOST.with(|o| o.set(self.0));
+        }
+    }
+    let _restore = Restore(OFF_HOST.with(|o| o.replace(true)));
+    f()
+}
 
 /// Runs `f` (which serializes handles) with a descriptor collector installed on this thread, and
 /// returns its result with the descriptors of the anonymous segments it serialized, in index
@@ -132,8 +152,12 @@ impl Segment {
     /// its descriptor.
     ///
     /// # Errors
-    /// An anonymous segment outside [`collect_fds`], or an OS error duplicating its descriptor.
+    /// Any handle inside [`serialize_off_host`]; an anonymous segment outside [`collect_fds`];
+    /// an OS error duplicating its descriptor.
     pub fn serialize_handle<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if OFF_HOST.with(Cell::get) {
+            return Err(S::Error::custom(remember(OFF_HOST_MESSAGE.to_owned())));
+        }
         if let Some(name) = self.name() {
             return Wire::Named(name.to_owned()).serialize(serializer);
         }

@@ -103,6 +103,12 @@ impl PoolBuilder {
         self
     }
 
+    /// The number of workers set so far (one per CPU unless [`workers`](PoolBuilder::workers)
+    /// was called): what a backend crate's builder (see [`Pool::remote`]) takes as its size.
+    pub fn worker_count(&self) -> usize {
+        self.config.workers
+    }
+
     /// Starts the pool.
     ///
     /// # Errors

@@ -93,7 +93,9 @@ impl Pool {
     ) -> Result<Vec<Task<Vec<E::Ret>>>, ProcessError> {
         let _ = entry;
         check_registered(E::KEY)?;
-        let batches = encode_batches(items, chunk).map_err(ProcessError::Encode)?;
+        let batches = self
+            .encoding(|| encode_batches(items, chunk))
+            .map_err(ProcessError::Encode)?;
         batches
             .into_iter()
             .map(|batch| self.submit_call(Call::many::<E>(), batch, how))

@@ -13,6 +13,7 @@ pub(crate) mod link;
 mod manager;
 mod map;
 mod processes;
+pub mod remote;
 mod task;
 mod threads;
 mod wait;
@@ -95,6 +96,8 @@ pub struct Pool {
 enum Backend {
     Processes(Processes),
     Threads(Threads),
+    /// Tasks go through a broker to workers elsewhere (see `remote`).
+    Remote(std::sync::Arc<remote::Remote>),
 }
 
 /// How a job names its entry: by key for a worker process, by function for a thread.
@@ -267,8 +270,19 @@ impl Pool {
     ) -> Result<Task<E::Ret>, ProcessError> {
         let _ = entry;
         check_registered(E::KEY)?;
-        let arg = encode(&arg).map_err(ProcessError::Encode)?;
+        let arg = self
+            .encoding(|| encode(&arg))
+            .map_err(ProcessError::Encode)?;
         self.submit_call(Call::one::<E>(), arg, how)
+    }
+
+    /// Runs `encode` as this pool's tasks must be encoded: for a broker pool, whose tasks may
+    /// run on another host, any shared-memory handle in them (named ones too) is refused.
+    fn encoding<T>(&self, encode: impl FnOnce() -> T) -> T {
+        match &self.backend {
+            Backend::Remote(_) => shmproc_shm::serialize_off_host(encode),
+            Backend::Processes(_) | Backend::Threads(_) => encode(),
+        }
     }
 
     fn submit_call<R: serde::de::DeserializeOwned>(
@@ -280,6 +294,7 @@ impl Pool {
         match &self.backend {
             Backend::Processes(p) => p.submit(call.op, call.key, arg, how),
             Backend::Threads(t) => t.submit(call.run, arg, how),
+            Backend::Remote(r) => r.submit(call, arg),
         }
     }
 
@@ -362,6 +377,7 @@ impl Pool {
         match &self.backend {
             Backend::Processes(p) => p.stop(how),
             Backend::Threads(t) => t.stop(how),
+            Backend::Remote(r) => r.stop(how),
         }
     }
 }
@@ -392,9 +408,10 @@ impl Drop for Pool {
 
 impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let kind = match self.backend {
-            Backend::Processes(_) => "processes",
-            Backend::Threads(_) => "threads",
+        let kind = match &self.backend {
+            Backend::Processes(_) => "processes".to_owned(),
+            Backend::Threads(_) => "threads".to_owned(),
+            Backend::Remote(r) => r.0.describe(),
         };
         f.debug_struct("Pool")
             .field("size", &self.size)

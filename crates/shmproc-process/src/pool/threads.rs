@@ -344,7 +344,7 @@ fn next_job<'a>(
 }
 
 /// Runs one job; the reply is framed as a worker process's: `[status][payload]`.
-fn run_job(run: RunFn, arg: Frame) -> Frame {
+pub(crate) fn run_job(run: RunFn, arg: Frame) -> Frame {
     let (status, mut reply) = match catch_unwind(AssertUnwindSafe(|| run(arg))) {
         Ok(Ok(reply)) => (REPLY_OK, reply),
         Ok(Err(msg)) => (REPLY_FAILED, text_frame(msg)),
