@@ -68,3 +68,52 @@ pub(crate) fn inode(_fd: BorrowedFd<'_>) -> io::Result<u64> {
     unsupported()
 }
 pub(crate) fn replace_socket(_fd: RawFd, _ino: u64, _inert: BorrowedFd<'_>) {}
+
+pub(crate) const CHILD_FD: RawFd = 3;
+pub(crate) const MAX_FDS: usize = 64;
+pub(crate) fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
+    unsupported()
+}
+pub(crate) fn is_socket(_fd: RawFd) -> bool {
+    false
+}
+/// # Safety
+/// Never called on this target (no child is ever spawned).
+pub(crate) unsafe fn own_fd(_fd: RawFd) -> OwnedFd {
+    unreachable!("no spawned children on this target")
+}
+pub(crate) fn send_with_fds(
+    _fd: BorrowedFd<'_>,
+    _buf: &[u8],
+    _fds: &[OwnedFd],
+) -> io::Result<usize> {
+    unsupported()
+}
+pub(crate) fn recv_with_fds(
+    _fd: BorrowedFd<'_>,
+    _buf: &mut [u8],
+    _fds: &mut Vec<OwnedFd>,
+    _block: bool,
+) -> io::Result<usize> {
+    unsupported()
+}
+pub(crate) fn poll_fds(
+    _fds: &[Option<BorrowedFd<'_>>],
+    _timeout: Option<Duration>,
+) -> io::Result<Vec<bool>> {
+    unsupported()
+}
+pub(crate) fn poll_readable(_fds: &[RawFd], _timeout: Option<Duration>) -> io::Result<Vec<bool>> {
+    unsupported()
+}
+pub(crate) fn eventfd() -> io::Result<OwnedFd> {
+    unsupported()
+}
+pub(crate) fn eventfd_signal(_fd: BorrowedFd<'_>) {}
+pub(crate) fn eventfd_drain(_fd: BorrowedFd<'_>) {}
+pub(crate) fn spawn_self(_channel: BorrowedFd<'_>, _env: &[(&str, &str)]) -> io::Result<u32> {
+    unsupported()
+}
+pub(crate) fn signal_name(_signal: i32) -> &'static str {
+    "unknown signal"
+}
