@@ -28,14 +28,12 @@ fn map_chunked_keeps_input_order() {
 }
 
 #[test]
-#[ignore = "needs poolfast (the worker side of the initializer)"]
 fn initializer_sets_per_worker_state() {
     pool_cases::initializer_sets_per_worker_state(Spawned);
     pool_cases::initializer_sets_per_worker_state(Forked);
 }
 
 #[test]
-#[ignore = "needs poolfast (workers replaced after max_tasks_per_child)"]
 fn max_tasks_per_child_replaces_workers() {
     pool_cases::max_tasks_per_child_replaces_workers(Spawned);
 }

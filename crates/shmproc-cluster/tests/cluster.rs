@@ -151,5 +151,12 @@ fn a_shared_memory_argument_fails_at_submit() {
     }
     // The same named handle still travels to local processes.
     let local = shmproc::Pool::threads(1).unwrap();
-    assert_eq!(local.submit(read_value, named.clone()).unwrap().wait().unwrap(), 5);
+    assert_eq!(
+        local
+            .submit(read_value, named.clone())
+            .unwrap()
+            .wait()
+            .unwrap(),
+        5
+    );
 }
