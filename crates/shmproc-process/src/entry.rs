@@ -136,8 +136,21 @@ pub(crate) fn encode_for<T: Serialize + ?Sized>(
     value: &T,
     recipient: Option<u32>,
 ) -> Result<Frame, String> {
+    encode_sized(value, recipient, 0)
+}
+
+/// [`encode_for`] into a buffer of `capacity` bytes to start with (a batch's results: no
+/// regrowing and copying as it fills).
+fn encode_sized<T: Serialize + ?Sized>(
+    value: &T,
+    recipient: Option<u32>,
+    capacity: usize,
+) -> Result<Frame, String> {
     let _stale = shmproc_shm::take_transfer_error();
-    let (bytes, fds) = shmproc_shm::collect_fds_for(recipient, || postcard::to_allocvec(value));
+    let (bytes, fds) = shmproc_shm::collect_fds_for(recipient, || {
+        let mut bytes = Vec::with_capacity(capacity);
+        append(value, &mut bytes).map(|()| bytes)
+    });
     if fds.len() > crate::sys::MAX_FDS {
         return Err(too_many_fds(fds.len()));
     }
@@ -145,6 +158,44 @@ pub(crate) fn encode_for<T: Serialize + ?Sized>(
         bytes: bytes.map_err(explain)?,
         fds,
     })
+}
+
+/// Appends the postcard encoding of `value` to `out` (without moving the buffer around).
+fn append<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> postcard::Result<()> {
+    value.serialize(&mut postcard::Serializer {
+        output: AppendTo(out),
+    })
+}
+
+/// A postcard output appending to a borrowed `Vec` (postcard's own `Extend` flavour goes byte
+/// by byte through `Extend`, and its `Vec` flavour owns its buffer).
+struct AppendTo<'a>(&'a mut Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for AppendTo<'_> {
+    type Output = ();
+
+    #[inline]
+    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        self.0.push(byte);
+        Ok(())
+    }
+
+    #[inline]
+    fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
+        if bytes.len() <= 16 {
+            // A varint or a small field: byte by byte beats a call to `memcpy` (which a map of
+            // trivial items otherwise spends a third of its time in).
+            self.0.reserve(bytes.len());
+            bytes.iter().for_each(|&b| self.0.push(b));
+        } else {
+            self.0.extend_from_slice(bytes);
+        }
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
 }
 
 /// Deserializes `bytes`, giving handles in it the descriptors `fds` that came along.
@@ -167,7 +218,9 @@ fn run<E: Entry>(arg: Frame) -> Result<Frame, String> {
 fn run_many<E: Entry>(args: Frame) -> Result<Frame, String> {
     let args: Vec<E::Arg> = decode_batch(args).map_err(|e| format!("argument: {e}"))?;
     let rets: Vec<E::Ret> = args.into_iter().map(|a| E::HANDLE.call(a)).collect();
-    encode_for(&rets, Some(requester())).map_err(|e| format!("result: {e}"))
+    // Room for small results at least (a count, then about their in-memory size each).
+    let capacity = 8 + rets.len().saturating_mul(std::mem::size_of::<E::Ret>() + 1);
+    encode_sized(&rets, Some(requester()), capacity).map_err(|e| format!("result: {e}"))
 }
 
 /// Serializes `items` into batches (the argument of a `CallMany` job) of at most `max_items`
@@ -185,9 +238,32 @@ pub(crate) fn encode_batches<T: Serialize>(
     items: &[T],
     max_items: usize,
 ) -> Result<Vec<Frame>, String> {
+    let mut batches = Vec::new();
+    let encoded = encode_batches_with(items, max_items, |batch| {
+        batches.push(batch);
+        Ok(())
+    });
+    match encoded {
+        Ok(()) => Ok(batches),
+        Err(ProcessError::Encode(message)) => Err(message),
+        Err(other) => Err(other.to_string()),
+    }
+}
+
+/// [`encode_batches`], handing each batch to `emit` as soon as it is complete (so a pool's
+/// workers start on the first chunks while later ones are encoded).
+///
+/// # Errors
+/// [`ProcessError::Encode`] as `encode_batches`, or the first error of `emit` (nothing more is
+/// encoded after either).
+pub(crate) fn encode_batches_with<T: Serialize>(
+    items: &[T],
+    max_items: usize,
+    mut emit: impl FnMut(Frame) -> Result<(), ProcessError>,
+) -> Result<(), ProcessError> {
     let max_items = max_items.max(1);
     let _stale = shmproc_shm::take_transfer_error();
-    let mut batches = Vec::new();
+    let encode_error = |e| ProcessError::Encode(explain(e));
     let mut batch = Batch::default();
     // Fast path: items serialized in one collector while none carries a handle (most maps);
     // it stops after the first item that does, whose descriptors are then numbered from 0
@@ -195,8 +271,7 @@ pub(crate) fn encode_batches<T: Serialize>(
     let (fast, first_fds) = shmproc_shm::collect_fds(|| {
         for (i, item) in items.iter().enumerate() {
             let start = batch.bodies.len();
-            let bodies = std::mem::take(&mut batch.bodies);
-            batch.bodies = postcard::to_extend(item, bodies).map_err(explain)?;
+            append(item, &mut batch.bodies).map_err(encode_error)?;
             if shmproc_shm::collected_count() > 0 {
                 return Ok(Some((i, start)));
             }
@@ -205,31 +280,30 @@ pub(crate) fn encode_batches<T: Serialize>(
                     bodies: batch.bodies.split_off(start),
                     ..Batch::default()
                 };
-                batches.push(std::mem::replace(&mut batch, next).finish()?);
+                emit(std::mem::replace(&mut batch, next).finish()?)?;
             }
             batch.counts.push(0);
         }
-        Ok::<_, String>(None)
+        Ok::<_, ProcessError>(None)
     });
     let rest = match fast? {
         None => &items[items.len()..],
         Some((i, start)) => {
-            batch.add(start, first_fds, max_items, &mut batches)?;
+            batch.add(start, first_fds, max_items, &mut emit)?;
             &items[i + 1..]
         }
     };
     // Slow path, once handles appear: one collector per item.
     for item in rest {
         let start = batch.bodies.len();
-        let bodies = std::mem::take(&mut batch.bodies);
-        let (bodies, fds) = shmproc_shm::collect_fds(|| postcard::to_extend(item, bodies));
-        batch.bodies = bodies.map_err(explain)?;
-        batch.add(start, fds, max_items, &mut batches)?;
+        let (appended, fds) = shmproc_shm::collect_fds(|| append(item, &mut batch.bodies));
+        appended.map_err(encode_error)?;
+        batch.add(start, fds, max_items, &mut emit)?;
     }
     if !batch.counts.is_empty() {
-        batches.push(batch.finish()?);
+        emit(batch.finish()?)?;
     }
-    Ok(batches)
+    Ok(())
 }
 
 /// A batch being built by [`encode_batches`].
@@ -250,10 +324,10 @@ impl Batch {
         start: usize,
         fds: Vec<OwnedFd>,
         max_items: usize,
-        batches: &mut Vec<Frame>,
-    ) -> Result<(), String> {
+        emit: &mut impl FnMut(Frame) -> Result<(), ProcessError>,
+    ) -> Result<(), ProcessError> {
         if fds.len() > crate::sys::MAX_FDS {
-            return Err(too_many_fds(fds.len()));
+            return Err(ProcessError::Encode(too_many_fds(fds.len())));
         }
         let full = self.counts.len() == max_items;
         if !self.counts.is_empty() && (full || self.fds.len() + fds.len() > crate::sys::MAX_FDS) {
@@ -262,18 +336,18 @@ impl Batch {
                 bodies: self.bodies.split_off(start),
                 ..Batch::default()
             };
-            batches.push(std::mem::replace(self, next).finish()?);
+            emit(std::mem::replace(self, next).finish()?)?;
         }
         self.counts.push(fds.len() as u32);
         self.fds.extend(fds);
         Ok(())
     }
 
-    fn finish(self) -> Result<Frame, String> {
+    fn finish(self) -> Result<Frame, ProcessError> {
         let count = self.counts.len() as u32;
         let counts = (!self.fds.is_empty()).then_some(self.counts);
         let mut bytes = Vec::with_capacity(16 + self.bodies.len());
-        bytes = postcard::to_extend(&(count, counts), bytes).map_err(|e| e.to_string())?;
+        append(&(count, counts), &mut bytes).map_err(|e| ProcessError::Encode(e.to_string()))?;
         bytes.extend_from_slice(&self.bodies);
         Ok(Frame {
             bytes,
@@ -289,7 +363,8 @@ fn decode_batch<T: DeserializeOwned>(batch: Frame) -> Result<Vec<T>, String> {
     let Frame { bytes, fds } = batch;
     let ((count, counts), mut rest) = postcard::take_from_bytes::<(u32, Option<Vec<u32>>)>(&bytes)
         .map_err(|_| malformed("bad head"))?;
-    let mut items = Vec::new();
+    // Untrusted count: room for no more items than there are bytes left.
+    let mut items = Vec::with_capacity((count as usize).min(rest.len()));
     let mut take = |rest: &mut &[u8]| -> Result<(), String> {
         let (item, tail) = postcard::take_from_bytes(rest).map_err(explain)?;
         items.push(item);

@@ -3,7 +3,7 @@
 use super::task::Task;
 use super::wait::Admit;
 use super::{Call, Pool};
-use crate::entry::{check_registered, encode_batches, Entry};
+use crate::entry::{check_registered, encode_batches_with, Entry};
 use crate::ProcessError;
 
 impl Pool {
@@ -12,8 +12,10 @@ impl Pool {
     ///
     /// Anonymous handles in the items travel as file descriptors, and one message carries a
     /// limited number of them, so a chunk is also cut where its items' descriptors would go
-    /// over that limit: any number of items may carry handles. Every item is serialized before
-    /// anything is sent. Results travel back a chunk at a time: results carrying anonymous
+    /// over that limit: any number of items may carry handles. Each chunk is sent as soon as it
+    /// is serialized, so workers start while later chunks are encoded; if an item cannot be
+    /// serialized, the chunks sent before it are cancelled (those already running finish, their
+    /// results dropped) and the call fails. Results travel back a chunk at a time: results carrying anonymous
     /// handles (an entry returning a `Value::new`) are limited per chunk in the same way, and
     /// a chunk whose results carry too many fails with an error saying so — [`submit`]
     /// them one by one instead.
@@ -93,12 +95,20 @@ impl Pool {
     ) -> Result<Vec<Task<Vec<E::Ret>>>, ProcessError> {
         let _ = entry;
         check_registered(E::KEY)?;
-        let batches = self
-            .encoding(|| encode_batches(items, chunk))
-            .map_err(ProcessError::Encode)?;
-        batches
-            .into_iter()
-            .map(|batch| self.submit_call(Call::many::<E>(), batch, how))
-            .collect()
+        let mut tasks = Vec::with_capacity(items.len().div_ceil(chunk.max(1)));
+        let sent = self.encoding(|| {
+            encode_batches_with(items, chunk, |batch| {
+                tasks.push(self.submit_call(Call::many::<E>(), batch, how)?);
+                Ok(())
+            })
+        });
+        if let Err(e) = sent {
+            // Chunks already sent are cancelled if queued; running ones finish unseen.
+            tasks.iter().for_each(|t| {
+                t.cancel();
+            });
+            return Err(e);
+        }
+        Ok(tasks)
     }
 }
