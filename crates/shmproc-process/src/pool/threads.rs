@@ -71,6 +71,9 @@ struct Inner {
     space: Condvar,
     initializer: Option<(RunFn, Frame)>,
     max_tasks: Option<NonZeroUsize>,
+    /// Most threads polling for work at once (one CPU fewer than we may use, at least one),
+    /// so that a large pool's idle threads do not crowd out the rest of the process.
+    max_spinning: usize,
 }
 
 #[derive(Default)]
@@ -178,6 +181,9 @@ impl Threads {
             space: Condvar::new(),
             initializer,
             max_tasks: config.max_tasks_per_child,
+            max_spinning: std::thread::available_parallelism()
+                .map_or(1, |n| n.get() - 1)
+                .max(1),
             signal: AtomicU32::new(0),
             client_cpu: AtomicU32::new(0),
             worker_cpu: AtomicU32::new(0),
@@ -372,9 +378,13 @@ fn next_job<'a>(
             return (state, None);
         }
         // Poll a moment first (the next task of a submitter waiting for each result comes
-        // within microseconds), unless the submitter last ran on this CPU.
+        // within microseconds), unless the submitter last ran on this CPU or enough threads
+        // poll already.
         let cpu = note_cpu(&inner.worker_cpu);
-        if !spun && (cpu == 0 || inner.client_cpu.load(Ordering::Relaxed) != cpu) {
+        if !spun
+            && state.spinning < inner.max_spinning
+            && (cpu == 0 || inner.client_cpu.load(Ordering::Relaxed) != cpu)
+        {
             spun = true;
             let seen = inner.signal.load(Ordering::Acquire);
             state.spinning += 1;
