@@ -28,6 +28,12 @@ pub(crate) struct Slot {
     /// Threads sleeping on `ready` (changed and read under `state`'s lock), so that waking
     /// nobody costs no system call.
     sleepers: AtomicU32,
+    /// Set once the outcome is in `state`: what a spinning waiter polls, lock-free.
+    done: AtomicBool,
+    /// A thread pool's task: the CPU of the thread that runs it (or, queued, that last waited
+    /// for work), plus one; a waiter on another CPU polls `done` a moment before it sleeps.
+    /// 0: never poll (a process pool's task: its waiter takes the reply from the link).
+    peer_cpu: AtomicU32,
 }
 
 /// How [`Runner::wait_reply`] ended.
@@ -56,6 +62,22 @@ enum SlotState {
 }
 
 impl Slot {
+    /// The slot of a thread pool's task, to be run on a thread that last ran on `peer_cpu`
+    /// (plus one; 0: unknown).
+    pub(crate) fn on_thread(peer_cpu: u32) -> Slot {
+        Slot {
+            peer_cpu: AtomicU32::new(peer_cpu),
+            ..Slot::default()
+        }
+    }
+
+    /// Notes that the thread running the task is on `cpu` (plus one).
+    pub(crate) fn run_on(&self, cpu: u32) {
+        if self.peer_cpu.load(Ordering::Relaxed) != cpu {
+            self.peer_cpu.store(cpu, Ordering::Relaxed);
+        }
+    }
+
     /// Stores the outcome (the first one wins) and wakes every waiter.
     pub(crate) fn complete(&self, outcome: Result<Frame, ProcessError>) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -63,6 +85,8 @@ impl Slot {
             *state = SlotState::Done(outcome);
             self.notify_sleepers();
             drop(state);
+            // After the unlock: a spinning waiter that sees it takes the lock uncontended.
+            self.done.store(true, Ordering::Release);
             lock(&self.runner).take();
             let listeners = std::mem::take(&mut *lock(&self.listeners));
             for (list, index) in listeners {
@@ -94,6 +118,9 @@ impl Slot {
     /// Marks the slot as one nobody will take, unless its outcome is there already. `true` if
     /// it did.
     fn abandon(&self) -> bool {
+        if self.done.load(Ordering::Acquire) {
+            return false;
+        }
         let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let waiting = matches!(*state, SlotState::Waiting);
         if waiting {
@@ -125,6 +152,24 @@ impl Slot {
                 None
             }
         }
+    }
+
+    /// A thread pool's task whose thread runs on another CPU: polls for the outcome for at
+    /// most `budget` (a wake-up across CPUs can cost tens of microseconds, far more than a
+    /// short task). Whether it is there. Never polls while the peer shares our CPU (polling
+    /// would only keep it from running) or for a process pool's task.
+    fn spin_for_outcome(&self, budget: Duration) -> bool {
+        let mine = cpu_tag();
+        let elsewhere = || {
+            let peer = self.peer_cpu.load(Ordering::Relaxed);
+            peer != 0 && (mine == 0 || peer != mine)
+        };
+        elsewhere()
+            && spin_until(
+                budget,
+                || self.done.load(Ordering::Acquire),
+                || !elsewhere(),
+            )
     }
 
     /// Sleeps until the outcome is there or `nap` passed.
@@ -160,6 +205,42 @@ impl Slot {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// How long a thread of (or waiting on) a thread pool polls before it sleeps: longer than a
+/// short task's round trip, far shorter than a time slice. A futex wake-up across CPUs costs
+/// tens of microseconds on a VM, so a sleep on the common path would cost more than this.
+pub(crate) const SPIN_FOR: Duration = Duration::from_micros(20);
+
+/// Polls between checks of the clock and of `give_up`.
+const SPIN_CHUNK: u32 = 32;
+
+/// Polls `ready` until it holds (`true`), `budget` passed or `give_up` holds (`false`).
+/// Never yields: on a loaded machine a yield may hand the CPU away for a whole time slice.
+pub(crate) fn spin_until(
+    budget: Duration,
+    mut ready: impl FnMut() -> bool,
+    mut give_up: impl FnMut() -> bool,
+) -> bool {
+    let mut start = None;
+    loop {
+        for _ in 0..SPIN_CHUNK {
+            if ready() {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        let now = Instant::now();
+        let start = *start.get_or_insert(now);
+        if give_up() || now.duration_since(start) >= budget {
+            return ready();
+        }
+    }
+}
+
+/// The CPU the calling thread runs on, plus one (0: unknown), as the pool records CPUs.
+pub(crate) fn cpu_tag() -> u32 {
+    crate::sys::current_cpu().map_or(0, |c| c.wrapping_add(1))
 }
 
 /// Longest sleep between checks while waiting (the manager wakes waiters sooner).
@@ -235,9 +316,14 @@ impl<R: DeserializeOwned> Task<R> {
 
     /// Waits for the outcome. While the task runs, this thread takes the reply from its
     /// worker's pipe itself (no hop through the manager thread); queued, it sleeps until the
-    /// task is handed to a worker or the manager completes it.
+    /// task is handed to a worker or the manager completes it. A thread pool's task is polled
+    /// for a moment first.
     fn take(&self, timeout: Option<Duration>) -> Result<Frame, ProcessError> {
         let deadline = timeout.map(|t| Instant::now() + t);
+        // A thread pool's task: poll first (a short task is done within microseconds, a
+        // wake-up across CPUs costs tens), then sleep below.
+        self.slot
+            .spin_for_outcome(timeout.map_or(SPIN_FOR, |t| t.min(SPIN_FOR)));
         loop {
             if let Some(outcome) = self.slot.try_take() {
                 return outcome;

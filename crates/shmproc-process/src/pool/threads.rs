@@ -13,18 +13,23 @@
 //! |                                 | result is discarded                                    |
 //! | that ran `max_tasks_per_child`  | after starting its replacement (which runs the         |
 //! |                                 | initializer again)                                     |
+//!
+//! Waiting for work, a thread polls a moment (`SPIN_FOR`) before it sleeps, and so does a
+//! task's waiter (`Task::wait`): a futex wake-up across CPUs costs tens of microseconds on a
+//! VM, far more than a short task. Neither polls while the other side last ran on its own CPU.
 
 use std::any::Any;
 use std::collections::VecDeque;
 use std::num::NonZeroUsize;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 
 use super::config::{PoolConfig, Stop};
-use super::task::{CancelQueued, Slot, Task};
+use super::task::{cpu_tag, spin_until, CancelQueued, Slot, Task, SPIN_FOR};
 use super::wait::{admit, Admit, AdmitState};
 
 use crate::entry::{find, REPLY_FAILED, REPLY_OK, REPLY_PANIC};
@@ -49,6 +54,14 @@ pub(crate) struct Threads {
 }
 
 struct Inner {
+    /// Bumped after a job is queued while threads spin for work (what they poll, lock-free).
+    signal: AtomicU32,
+    /// The CPU a task was last submitted from, plus one (0: unknown). A thread waiting for
+    /// work there sleeps at once: spinning would only keep the submitter from running.
+    client_cpu: AtomicU32,
+    /// The CPU a thread last waited for work on, plus one: where a new task's waiter expects
+    /// it to run.
+    worker_cpu: AtomicU32,
     state: Mutex<State>,
     /// Jobs were queued, or the pool is stopping.
     work: Condvar,
@@ -58,6 +71,9 @@ struct Inner {
     space: Condvar,
     initializer: Option<(RunFn, Frame)>,
     max_tasks: Option<NonZeroUsize>,
+    /// Most threads polling for work at once (one CPU fewer than we may use, at least one),
+    /// so that a large pool's idle threads do not crowd out the rest of the process.
+    max_spinning: usize,
 }
 
 #[derive(Default)]
@@ -65,8 +81,10 @@ struct State {
     queue: VecDeque<Job>,
     /// Slots of the tasks running now.
     running: Vec<Arc<Slot>>,
-    /// Threads waiting for work.
-    idle: usize,
+    /// Threads waiting for work, polling `signal` a moment first.
+    spinning: usize,
+    /// Threads waiting for work, asleep on `work`.
+    sleeping: usize,
     /// Threads alive (serving or about to).
     threads: usize,
     /// No new tasks; threads leave once the queue is empty.
@@ -89,7 +107,7 @@ impl AdmitState for State {
     fn queue_full(&self) -> bool {
         // Each idle thread takes a job as soon as it wakes.
         self.bound
-            .is_some_and(|b| self.queue.len() >= b + self.idle)
+            .is_some_and(|b| self.queue.len() >= b + self.spinning + self.sleeping)
     }
     fn space_waiters(&mut self) -> &mut usize {
         &mut self.space_waiters
@@ -99,6 +117,11 @@ impl AdmitState for State {
 impl Inner {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Tells threads spinning for work to look at the queue.
+    fn poke(&self) {
+        self.signal.fetch_add(1, Ordering::Release);
     }
 
     /// Fails every queued and running task with `ShutDown` and tells threads to leave.
@@ -116,6 +139,7 @@ impl Inner {
         }
         self.work.notify_all();
         self.space.notify_all();
+        self.poke();
         failed
     }
 }
@@ -157,6 +181,12 @@ impl Threads {
             space: Condvar::new(),
             initializer,
             max_tasks: config.max_tasks_per_child,
+            max_spinning: std::thread::available_parallelism()
+                .map_or(1, |n| n.get() - 1)
+                .max(1),
+            signal: AtomicU32::new(0),
+            client_cpu: AtomicU32::new(0),
+            worker_cpu: AtomicU32::new(0),
         });
         let threads = Threads { inner };
         for _ in 0..config.workers {
@@ -175,16 +205,23 @@ impl Threads {
         arg: Frame,
         how: Admit,
     ) -> Result<Task<R>, ProcessError> {
-        let slot = Arc::new(Slot::default());
         let inner = &self.inner;
+        note_cpu(&inner.client_cpu);
+        let slot = Arc::new(Slot::on_thread(inner.worker_cpu.load(Ordering::Relaxed)));
         let mut state = admit(inner.lock(), &inner.space, how)?;
         state.queue.push_back(Job {
             run,
             arg,
             slot: Arc::clone(&slot),
         });
-        let wake = state.idle > 0;
+        let poke = state.spinning > 0;
+        // A spinning thread takes the job without a wake-up (a system call).
+        let wake = state.sleeping > 0 && state.queue.len() > state.spinning;
         drop(state);
+        // After the unlock: the thread that sees it takes the lock uncontended.
+        if poke {
+            inner.poke();
+        }
         if wake {
             inner.work.notify_one();
         }
@@ -203,6 +240,7 @@ impl Threads {
         state.closing = true;
         inner.work.notify_all();
         inner.space.notify_all();
+        inner.poke();
         let deadline = match how {
             Stop::Now => return Ok(inner.fail_all(&mut state)),
             Stop::Wait => None,
@@ -319,6 +357,7 @@ fn next_job<'a>(
     inner: &'a Inner,
     mut state: MutexGuard<'a, State>,
 ) -> (MutexGuard<'a, State>, Option<Job>) {
+    let mut spun = false;
     loop {
         if state.stopped {
             return (state, None);
@@ -331,16 +370,49 @@ fn next_job<'a>(
                 job.slot.complete(Err(ProcessError::ShutDown));
                 continue;
             }
+            job.slot.run_on(cpu_tag());
             state.running.push(Arc::clone(&job.slot));
             return (state, Some(job));
         }
         if state.closing {
             return (state, None);
         }
-        state.idle += 1;
+        // Poll a moment first (the next task of a submitter waiting for each result comes
+        // within microseconds), unless the submitter last ran on this CPU or enough threads
+        // poll already.
+        let cpu = note_cpu(&inner.worker_cpu);
+        if !spun
+            && state.spinning < inner.max_spinning
+            && (cpu == 0 || inner.client_cpu.load(Ordering::Relaxed) != cpu)
+        {
+            spun = true;
+            let seen = inner.signal.load(Ordering::Acquire);
+            state.spinning += 1;
+            drop(state);
+            spin_until(
+                SPIN_FOR,
+                || inner.signal.load(Ordering::Acquire) != seen,
+                || false,
+            );
+            state = inner.lock();
+            state.spinning -= 1;
+            continue;
+        }
+        state.sleeping += 1;
         state = inner.work.wait(state).unwrap_or_else(|e| e.into_inner());
-        state.idle -= 1;
+        state.sleeping -= 1;
+        spun = false;
     }
+}
+
+/// Records the calling thread's CPU (plus one) in `word`, writing only when it changed so
+/// that the other side's reads stay cache hits; returns it.
+fn note_cpu(word: &AtomicU32) -> u32 {
+    let cpu = cpu_tag();
+    if word.load(Ordering::Relaxed) != cpu {
+        word.store(cpu, Ordering::Relaxed);
+    }
+    cpu
 }
 
 /// Runs one job; the reply is framed as a worker process's: `[status][payload]`.
