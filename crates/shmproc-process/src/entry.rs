@@ -6,6 +6,7 @@
 //! Should two registrations ever share a key anyway (a hand-written [`Entry`] impl), looking the
 //! key up is an error naming both: never the wrong function run.
 
+use std::cell::Cell;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -404,9 +405,24 @@ fn too_many_fds(n: usize) -> String {
     )
 }
 
-/// The process a worker's replies go to: the one that started it (spawn or Pool).
+thread_local! {
+    /// The process this thread's entry results go to, when named by [`serve_requests_for`].
+    static REQUESTER: Cell<Option<u32>> = const { Cell::new(None) };
+}
+
+/// Names `pid` as the process every entry run on this thread returns its results to: a pool
+/// thread's own process, or a worker's owner. Saves a system call per task (`getppid`), and on
+/// a thread pool names the right process (pipe ends in results register their recipient).
+pub(crate) fn serve_requests_for(pid: u32) {
+    REQUESTER.with(|r| r.set(Some(pid)));
+}
+
+/// The process a worker's replies go to: as named by [`serve_requests_for`], else the one that
+/// started it (spawn or Pool).
 fn requester() -> u32 {
-    std::os::unix::process::parent_id()
+    REQUESTER
+        .with(Cell::get)
+        .unwrap_or_else(std::os::unix::process::parent_id)
 }
 
 /// Maps a child's reply to the entry's result.

@@ -146,6 +146,8 @@ fn serve_pipe(channel: &Channel, boot: Bootstrap) -> ! {
         max_tasks,
     } = boot;
     pipe.set_spins(SPINS);
+    // Its owner, asked once (it dies with the owner, so the answer never changes).
+    crate::entry::serve_requests_for(std::os::unix::process::parent_id());
     let mut quiet = pipe.clone();
     quiet.set_spins(0);
     let mut done = 0u64;

@@ -308,6 +308,7 @@ fn start_thread(inner: &Arc<Inner>) -> std::io::Result<()> {
 /// A thread's body: the initializer, then tasks until the pool stops or the thread has run
 /// `max_tasks` of them.
 fn serve(inner: &Arc<Inner>) {
+    crate::entry::serve_requests_for(std::process::id()); // results stay in this process
     let init_failed = inner.initializer.as_ref().and_then(|(run, arg)| {
         let reply =
             copy_frame(arg).map_or_else(|e| Err(e.to_string()), |arg| Ok(run_job(*run, arg)));
