@@ -217,11 +217,39 @@ fn run<E: Entry>(arg: Frame) -> Result<Frame, String> {
 }
 
 fn run_many<E: Entry>(args: Frame) -> Result<Frame, String> {
-    let args: Vec<E::Arg> = decode_batch(args).map_err(|e| format!("argument: {e}"))?;
-    let rets: Vec<E::Ret> = args.into_iter().map(|a| E::HANDLE.call(a)).collect();
-    // Room for small results at least (a count, then about their in-memory size each).
-    let capacity = 8 + rets.len().saturating_mul(std::mem::size_of::<E::Ret>() + 1);
-    encode_sized(&rets, Some(requester()), capacity).map_err(|e| format!("result: {e}"))
+    // One pass: each argument decoded, run and its result appended, encoding the results as
+    // the `Vec<E::Ret>` the caller decodes (postcard: length, then the items), with no list of
+    // arguments or results in between.
+    let _stale = shmproc_shm::take_transfer_error();
+    let mut out = Vec::new();
+    let mut failure = None;
+    let (decoded, fds) = shmproc_shm::collect_fds_for(Some(requester()), || {
+        decode_batch_each::<E::Arg, _>(
+            args,
+            &mut out,
+            |out, count| {
+                let hint = count
+                    .min(1 << 20)
+                    .saturating_mul(std::mem::size_of::<E::Ret>() + 1);
+                out.reserve(10 + hint);
+                append(&count, out).map_err(explain)
+            },
+            |out, arg| {
+                append(&E::HANDLE.call(arg), out).map_err(|e| {
+                    failure = Some(format!("result: {}", explain(e)));
+                    String::new()
+                })
+            },
+        )
+    });
+    if let Some(failure) = failure {
+        return Err(failure);
+    }
+    decoded.map_err(|e| format!("argument: {e}"))?;
+    if fds.len() > crate::sys::MAX_FDS {
+        return Err(format!("result: {}", too_many_fds(fds.len())));
+    }
+    Ok(Frame { bytes: out, fds })
 }
 
 /// Serializes `items` into batches (the argument of a `CallMany` job) of at most `max_items`
@@ -358,33 +386,60 @@ impl Batch {
 }
 
 /// Deserializes a batch made by [`encode_batches`].
+#[cfg(test)]
 fn decode_batch<T: DeserializeOwned>(batch: Frame) -> Result<Vec<T>, String> {
+    let mut items = Vec::new();
+    decode_batch_each(
+        batch,
+        &mut items,
+        // Untrusted count: room for at most a page's worth of items up front.
+        |items, count| {
+            items.reserve(count.min(4096));
+            Ok(())
+        },
+        |items, item| {
+            items.push(item);
+            Ok(())
+        },
+    )?;
+    Ok(items)
+}
+
+/// Decodes a batch made by [`encode_batches`] item by item into `state`: `begin` gets the item
+/// count (not to be trusted for allocation), then `each` every item, in order.
+fn decode_batch_each<T: DeserializeOwned, S>(
+    batch: Frame,
+    state: &mut S,
+    begin: impl FnOnce(&mut S, usize) -> Result<(), String>,
+    mut each: impl FnMut(&mut S, T) -> Result<(), String>,
+) -> Result<(), String> {
     let malformed = |what: &str| format!("malformed batch: {what}");
     let _stale = shmproc_shm::take_transfer_error();
     let Frame { bytes, fds } = batch;
     let ((count, counts), mut rest) = postcard::take_from_bytes::<(u32, Option<Vec<u32>>)>(&bytes)
         .map_err(|_| malformed("bad head"))?;
-    // Untrusted count: room for no more items than there are bytes left.
-    let mut items = Vec::with_capacity((count as usize).min(rest.len()));
-    let mut take = |rest: &mut &[u8]| -> Result<(), String> {
-        let (item, tail) = postcard::take_from_bytes(rest).map_err(explain)?;
-        items.push(item);
-        *rest = tail;
-        Ok(())
-    };
-    match counts {
-        None if fds.is_empty() => {
-            // No item carries a descriptor: one (empty) set of them serves all.
-            shmproc_shm::with_received_fds(Vec::new(), || {
-                (0..count).try_for_each(|_| take(&mut rest))
-            })?;
-        }
-        None => return Err(malformed("descriptors nobody counted")),
+    match &counts {
+        None if !fds.is_empty() => return Err(malformed("descriptors nobody counted")),
         Some(counts) => {
             let total: u64 = counts.iter().map(|&c| u64::from(c)).sum();
             if counts.len() != count as usize || total != fds.len() as u64 {
                 return Err(malformed("descriptor counts do not add up"));
             }
+        }
+        None => {}
+    }
+    begin(state, count as usize)?;
+    let mut take = |rest: &mut &[u8]| -> Result<(), String> {
+        let (item, tail) = postcard::take_from_bytes(rest).map_err(explain)?;
+        *rest = tail;
+        each(state, item)
+    };
+    match counts {
+        // No item carries a descriptor: one (empty) set of them serves all.
+        None => shmproc_shm::with_received_fds(Vec::new(), || {
+            (0..count).try_for_each(|_| take(&mut rest))
+        })?,
+        Some(counts) => {
             let mut fds = fds.into_iter();
             for n in counts {
                 let mine = fds.by_ref().take(n as usize).collect();
@@ -395,7 +450,7 @@ fn decode_batch<T: DeserializeOwned>(batch: Frame) -> Result<Vec<T>, String> {
     if !rest.is_empty() {
         return Err(malformed("bytes left over"));
     }
-    Ok(items)
+    Ok(())
 }
 
 fn too_many_fds(n: usize) -> String {
