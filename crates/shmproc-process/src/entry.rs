@@ -186,8 +186,7 @@ impl postcard::ser_flavors::Flavor for AppendTo<'_> {
         if bytes.len() <= 16 {
             // A varint or a small field: byte by byte beats a call to `memcpy` (which a map of
             // trivial items otherwise spends a third of its time in).
-            self.0.reserve(bytes.len());
-            bytes.iter().for_each(|&b| self.0.push(b));
+            self.0.extend(bytes.iter().copied());
         } else {
             self.0.extend_from_slice(bytes);
         }
@@ -298,10 +297,11 @@ pub(crate) fn encode_batches_with<T: Serialize>(
     // it stops after the first item that does, whose descriptors are then numbered from 0
     // exactly as in a collector of its own.
     let (fast, first_fds) = shmproc_shm::collect_fds(|| {
+        let none_yet = shmproc_shm::descriptors_collected();
         for (i, item) in items.iter().enumerate() {
             let start = batch.bodies.len();
             append(item, &mut batch.bodies).map_err(encode_error)?;
-            if shmproc_shm::collected_count() > 0 {
+            if shmproc_shm::descriptors_collected() != none_yet {
                 return Ok(Some((i, start)));
             }
             if batch.counts.len() == max_items {

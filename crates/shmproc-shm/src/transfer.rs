@@ -26,6 +26,8 @@ thread_local! {
     static LAST_ERROR: RefCell<Option<String>> = const { RefCell::new(None) };
     static RECIPIENT: Cell<Option<u32>> = const { Cell::new(None) };
     static OFF_HOST: Cell<bool> = const { Cell::new(false) };
+    /// Descriptors ever collected on this thread (see [`descriptors_collected`]).
+    static COLLECTED: Cell<u64> = const { Cell::new(0) };
 }
 
 /// The message of the last handle (de)serialization error on this thread, taken. Formats such
@@ -78,11 +80,12 @@ pub fn collect_fds<R>(f: impl FnOnce() -> R) -> (R, Vec<OwnedFd>) {
     collect_fds_for(None, f)
 }
 
-/// How many descriptors the innermost [`collect_fds`] running on this thread has collected so
-/// far (0 outside one): lets a caller serializing many values in one collector tell which
-/// of them carried handles, without a collector per value.
-pub fn collected_count() -> usize {
-    OUTGOING.with(|c| c.borrow().as_ref().map_or(0, Vec::len))
+/// How many descriptors [`collect_fds`] collectors have collected on this thread so far, in
+/// all: a caller serializing many values in one collector compares it before and after each
+/// value to tell which of them carried handles, without a collector per value (a cheap
+/// thread-local read, done once per value).
+pub fn descriptors_collected() -> u64 {
+    COLLECTED.with(Cell::get)
 }
 
 /// Like [`collect_fds`], for a message going to the process `recipient` (when known): handles
@@ -165,6 +168,7 @@ impl Segment {
         let index = OUTGOING.with(|c| {
             c.borrow_mut().as_mut().map(|fds| {
                 fds.push(OwnedFd::from(fd));
+                COLLECTED.with(|n| n.set(n.get() + 1));
                 fds.len() - 1
             })
         });
