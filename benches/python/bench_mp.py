@@ -208,7 +208,7 @@ def emit_map_rate(pool, q):
 def pool_map(q):
     """`bench processes` runs only this: Pool.map of 100,000 trivial items on 2 workers."""
     with FORK.Pool(2) as pool:
-        pool.map(square, range(1000))
+        pool.map(square, range(MAP_ITEMS))  # a full-size warm-up, as the Rust side does
         emit_map_rate(pool, q)
 
 

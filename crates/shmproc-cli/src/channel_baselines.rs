@@ -156,10 +156,17 @@ pub fn crossbeam_stream(size: usize, msgs: u64) -> Duration {
 #[cfg(feature = "baselines")]
 /// Round trips of a `u64` between two threads over crossbeam channels.
 pub fn crossbeam_ping_pong(iters: usize) -> Vec<Duration> {
+    crossbeam_ping_pong_on(iters, None)
+}
+
+/// [`crossbeam_ping_pong`] with the echo thread pinned to `echo_cpu` (if given).
+#[cfg(feature = "baselines")]
+pub fn crossbeam_ping_pong_on(iters: usize, echo_cpu: Option<usize>) -> Vec<Duration> {
     let (there_tx, there_rx) = crossbeam_channel::bounded::<u64>(1);
     let (back_tx, back_rx) = crossbeam_channel::bounded::<u64>(1);
     std::thread::scope(|s| {
         s.spawn(move || {
+            crate::channels::pin_here(echo_cpu);
             while let Ok(m) = there_rx.recv() {
                 back_tx.send(m).expect("echo");
             }

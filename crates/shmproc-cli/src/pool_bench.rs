@@ -137,7 +137,7 @@ pub fn run(sizes: &Sizes) -> BenchResult<(Vec<Row>, Vec<Goal>)> {
         }
         Err(e) => eprintln!("  (no Python figure: {e})"),
     }
-    threads(sizes.trips, &mut rows, &mut goals);
+    threads(sizes.trips, &mut rows, &mut goals)?;
     Ok((rows, goals))
 }
 
@@ -209,7 +209,7 @@ fn round_trips(trips: usize, place: &str) -> BenchResult<(Duration, Duration, Du
 /// Items per second of `pool.map(square, 0..items)` on 2 spawned workers (median of `runs`).
 fn map_rate(items: u64, runs: usize) -> BenchResult<f64> {
     let pool = Pool::new(2)?;
-    let samples = crate::processes::pool_map(&pool, items, runs)?;
+    // Checked, and a full-size warm-up (the Python twin warms up the same way).
     let check = pool.map(square, 0..items)?;
     if check
         .iter()
@@ -218,6 +218,7 @@ fn map_rate(items: u64, runs: usize) -> BenchResult<f64> {
     {
         return Err(io::Error::other("Pool::map returned wrong results").into());
     }
+    let samples = crate::processes::pool_map(&pool, items, runs)?;
     pool.shutdown()?;
     Ok(items as f64 / median(samples).as_secs_f64())
 }
@@ -256,51 +257,85 @@ fn python_map_rate() -> BenchResult<f64> {
     Ok(value)
 }
 
-/// `Pool::threads` next to a crossbeam-channel round trip between two threads.
-fn threads(trips: usize, rows: &mut Vec<Row>, goals: &mut Vec<Goal>) {
+/// Pins the pool thread that runs it to `cpu` (if given): puts a `Pool::threads` worker where
+/// the crossbeam echo thread it is compared with runs.
+#[shmproc::entry]
+pub fn pin_pool_thread(cpu: Option<usize>) {
+    channels::pin_here(cpu);
+}
+
+/// `Pool::threads` next to a crossbeam-channel round trip between two threads, in each
+/// placement (the requesting thread and the echo or pool thread pinned alike).
+fn threads(trips: usize, rows: &mut Vec<Row>, goals: &mut Vec<Goal>) -> BenchResult<()> {
     #[cfg(feature = "baselines")]
-    {
-        let crossbeam = median(crate::channel_baselines::crossbeam_ping_pong(trips));
+    for (placement, place) in PLACEMENTS {
+        if placement == Placement::TwoCpus
+            && std::thread::available_parallelism().map_or(1, usize::from) < 2
+        {
+            continue;
+        }
+        channels::set_placement(placement);
+        let measured = channels::placed(|theirs| {
+            let crossbeam = median(crate::channel_baselines::crossbeam_ping_pong_on(
+                trips, theirs,
+            ));
+            Ok((crossbeam, pool_threads_round_trip(trips, theirs)?))
+        });
+        channels::set_placement(Placement::Free);
+        let (crossbeam, ours) = measured?;
+        let base = leak(format!("crossbeam-channel round trip (threads) [{place}]"));
         rows.push(Row {
-            name: "crossbeam-channel round trip (threads)",
+            name: base,
             median: crossbeam,
             baseline: None,
             items_per_sec: None,
         });
-        {
-            // Like for like with the crossbeam echo thread: an entry that only returns its
-            // argument (`whoami`'s pid would cost a system call the baseline does not make),
-            // and the same warm-up (a tenth of the trips, not timed).
-            let pool = Pool::threads(1).expect("a threads pool");
-            let trip = |n: u64| {
-                let start = Instant::now();
-                let got = pool
-                    .submit(crate::processes::echo, n)
-                    .and_then(|t| t.wait())
-                    .expect("task");
-                assert_eq!(got, n, "invalid Pool::threads round trip");
-                start.elapsed()
-            };
-            for n in 0..(trips / 10) as u64 {
-                trip(n);
-            }
-            let samples: Vec<Duration> = (0..trips as u64).map(trip).collect();
-            let ours = median(samples);
-            rows.push(Row {
-                name: "Pool::threads round trip",
-                median: ours,
-                baseline: Some("crossbeam-channel round trip (threads)"),
-                items_per_sec: None,
-            });
-            goals.push(Goal::at_most(
-                "Pool::threads round trip <= 2x crossbeam-channel".into(),
-                ours.as_secs_f64() / crossbeam.as_secs_f64(),
-                2.0,
-                "x",
-            ));
-        }
+        rows.push(Row {
+            name: leak(format!("Pool::threads round trip [{place}]")),
+            median: ours,
+            baseline: Some(base),
+            items_per_sec: None,
+        });
+        goals.push(Goal::at_most(
+            format!("Pool::threads round trip [{place}] <= 2x crossbeam-channel"),
+            ours.as_secs_f64() / crossbeam.as_secs_f64(),
+            2.0,
+            "x",
+        ));
     }
     let _ = (trips, rows, goals);
+    Ok(())
+}
+
+/// Median round trip of `submit(echo, n)?.wait()?` on a one-thread `Pool::threads` whose thread
+/// is pinned to `cpu`: like for like with the crossbeam echo thread (an entry that only returns
+/// its argument, the same untimed warm-up of a tenth of the trips).
+#[cfg(feature = "baselines")]
+fn pool_threads_round_trip(trips: usize, cpu: Option<usize>) -> io::Result<Duration> {
+    let pool = Pool::threads(1).map_err(io::Error::other)?;
+    pool.submit(pin_pool_thread, cpu)
+        .and_then(|t| t.wait())
+        .map_err(io::Error::other)?;
+    let trip = |n: u64| -> io::Result<Duration> {
+        let start = Instant::now();
+        let got = pool
+            .submit(crate::processes::echo, n)
+            .and_then(|t| t.wait())
+            .map_err(io::Error::other)?;
+        let took = start.elapsed();
+        if got != n {
+            return Err(io::Error::other("invalid Pool::threads round trip"));
+        }
+        Ok(took)
+    };
+    for n in 0..(trips / 10) as u64 {
+        trip(n)?;
+    }
+    let samples = (0..trips as u64)
+        .map(trip)
+        .collect::<io::Result<Vec<_>>>()?;
+    pool.shutdown().map_err(io::Error::other)?;
+    Ok(median(samples))
 }
 
 /// The goals as text lines, or JSON lines with `json`.
