@@ -296,12 +296,16 @@ fn threads(trips: usize, rows: &mut Vec<Row>, goals: &mut Vec<Goal>) -> BenchRes
             baseline: Some(base),
             items_per_sec: None,
         });
-        goals.push(Goal::at_most(
-            format!("Pool::threads round trip [{place}] <= 2x crossbeam-channel"),
-            ours.as_secs_f64() / crossbeam.as_secs_f64(),
-            2.0,
-            "x",
-        ));
+        // Unpinned, each pair of threads lands where the scheduler puts it (crossbeam's figure
+        // flips between ~0.3 µs on two CPUs and ~8 µs on one): a row, not a like-for-like goal.
+        if placement != Placement::Free {
+            goals.push(Goal::at_most(
+                format!("Pool::threads round trip [{place}] <= 2x crossbeam-channel"),
+                ours.as_secs_f64() / crossbeam.as_secs_f64(),
+                2.0,
+                "x",
+            ));
+        }
     }
     let _ = (trips, rows, goals);
     Ok(())
