@@ -8,6 +8,11 @@ mod pool_cases;
 use shmproc::WorkerKind::{Forked, Spawned};
 
 #[test]
+fn a_panicking_task_fails_only_itself() {
+    pool_cases::a_panicking_task_fails_only_itself(Spawned);
+}
+
+#[test]
 fn imap_over_an_endless_input_is_ordered_and_bounded() {
     pool_cases::imap_over_an_endless_input_is_ordered_and_bounded(Spawned);
 }

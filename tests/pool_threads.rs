@@ -55,35 +55,13 @@ fn submit_blocks_at_the_queue_bound() {
 }
 
 #[shmproc::entry]
-fn fail_on_seven(n: u64) -> u64 {
-    assert_ne!(n, 7, "seven is not allowed");
-    n
-}
-
-#[shmproc::entry]
 fn failing_setup(_: ()) {
     panic!("no connection");
 }
 
 #[test]
 fn a_panicking_task_fails_only_itself() {
-    let pool = Pool::threads(2).unwrap();
-    let bad = pool.submit(fail_on_seven, 7).unwrap();
-    let good = pool.submit(fail_on_seven, 8).unwrap();
-    match bad.wait() {
-        Err(ProcessError::Panicked { message }) => {
-            assert!(message.contains("seven is not allowed"), "{message}")
-        }
-        other => panic!("expected a panic, got {other:?}"),
-    }
-    assert_eq!(good.wait().unwrap(), 8);
-    assert!(matches!(
-        pool.map(fail_on_seven, 0..20),
-        Err(ProcessError::Panicked { .. })
-    ));
-    // Both threads still serve.
-    let expected: Vec<u64> = (0..100).map(|n| n * n).collect();
-    assert_eq!(pool.map(square, 0..100).unwrap(), expected);
+    pool_cases::a_panicking_task_fails_only_itself(Threads);
 }
 
 #[test]

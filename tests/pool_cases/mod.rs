@@ -27,6 +27,33 @@ pub fn nap(ms: u64) -> u64 {
 }
 
 #[shmproc::entry]
+pub fn fail_on_seven(n: u64) -> u64 {
+    assert_ne!(n, 7, "seven is not allowed");
+    n
+}
+
+/// A task that panics fails with its message; the others, `map` included, are unaffected, and
+/// the pool keeps serving.
+pub fn a_panicking_task_fails_only_itself(kind: WorkerKind) {
+    let pool = Pool::with_kind(2, kind).unwrap();
+    let bad = pool.submit(fail_on_seven, 7).unwrap();
+    let good = pool.submit(fail_on_seven, 8).unwrap();
+    match bad.wait() {
+        Err(ProcessError::Panicked { message }) => {
+            assert!(message.contains("seven is not allowed"), "{message}")
+        }
+        other => panic!("expected a panic, got {other:?}"),
+    }
+    assert_eq!(good.wait().unwrap(), 8);
+    assert!(matches!(
+        pool.map(fail_on_seven, 0..20),
+        Err(ProcessError::Panicked { .. })
+    ));
+    let expected: Vec<u64> = (0..100).map(|n| n * n).collect();
+    assert_eq!(pool.map(square, 0..100).unwrap(), expected);
+}
+
+#[shmproc::entry]
 pub fn bump(counter: Value<u64>) {
     *counter.lock().unwrap() += 1;
 }
