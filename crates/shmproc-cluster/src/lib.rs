@@ -49,7 +49,8 @@
 //!   instance). Calls work again once it is back; workers reconnect by themselves.
 //! - **Data, not handles.** Arguments and results travel as bytes: a shared-memory handle in an
 //!   argument (a `Value`, `Queue`, …, anonymous or named: a name would mean another segment on
-//!   another host) fails at submit with an error saying it cannot leave its host.
+//!   another host) fails at submit with an error saying it cannot leave its host; one in a
+//!   result fails that task the same way.
 //! - Not applied to broker pools: `queue_bound` (the stream is the queue), initializers and
 //!   `max_tasks_per_child` (set up workers in their program). A cancelled task is one no
 //!   worker has taken yet; `terminate` fails unfinished tasks but does not stop running ones.

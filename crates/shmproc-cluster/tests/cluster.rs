@@ -160,3 +160,32 @@ fn a_shared_memory_argument_fails_at_submit() {
         5
     );
 }
+
+/// Returns a named `Value` made on the worker: on another host that name is another segment.
+#[shmproc::entry]
+fn named_value(name: String) -> shmproc::Value<i64> {
+    let value = shmproc::Value::create(&name, 7_i64).unwrap();
+    value.persist(); // still there when the reply is read: the refusal must not depend on it
+    value
+}
+
+#[test]
+fn a_shared_memory_result_is_refused_by_the_submitter() {
+    let Some(redis) = support::redis() else {
+        return;
+    };
+    let _workers = Workers::start(&redis.url(), "results", 1, 1, 10_000);
+    let pool = broker_pool(&redis, "results");
+    let name = format!("cluster-result-{}", std::process::id());
+    let outcome = pool
+        .submit(named_value, name.clone())
+        .unwrap()
+        .wait_timeout(LONG);
+    let _ = shmproc::raw::remove(&name);
+    match outcome {
+        Err(ProcessError::Decode(message)) => {
+            assert!(message.contains("cannot leave its host"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+}

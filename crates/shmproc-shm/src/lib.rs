@@ -56,7 +56,7 @@ pub use segment::{Segment, Spec, NAME_PREFIX};
 pub use shareable::{AtomicShareable, Shareable};
 pub use shared_ref::SharedRef;
 pub use transfer::{
-    collect_fds, collect_fds_for, descriptors_collected, serialize_off_host, take_transfer_error,
-    transfer_recipient, with_received_fds,
+    collect_fds, collect_fds_for, descriptors_collected, deserialize_off_host, serialize_off_host,
+    take_transfer_error, transfer_recipient, with_received_fds,
 };
 pub use validate::validate_name;

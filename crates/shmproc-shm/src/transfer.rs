@@ -26,6 +26,7 @@ thread_local! {
     static LAST_ERROR: RefCell<Option<String>> = const { RefCell::new(None) };
     static RECIPIENT: Cell<Option<u32>> = const { Cell::new(None) };
     static OFF_HOST: Cell<bool> = const { Cell::new(false) };
+    static FROM_OFF_HOST: Cell<bool> = const { Cell::new(false) };
     /// Descriptors ever collected on this thread (see [`descriptors_collected`]).
     static COLLECTED: Cell<u64> = const { Cell::new(0) };
 }
@@ -70,6 +71,21 @@ pub fn serialize_off_host<R>(f: impl FnOnce() -> R) -> R {
         }
     }
     let _restore = Restore(OFF_HOST.with(|o| o.replace(true)));
+    f()
+}
+
+/// Runs `f` (which deserializes a message that may come from another host, such as a broker
+/// pool's result) so that any shared-memory handle in it fails to deserialize, instead of
+/// opening whatever segment has that name on this host.
+pub fn deserialize_off_host<R>(f: impl FnOnce() -> R) -> R {
+    /// Puts the outer setting back, also when `f` unwinds.
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            FROM_OFF_HOST.with(|o| o.set(self.0));
+        }
+    }
+    let _restore = Restore(FROM_OFF_HOST.with(|o| o.replace(true)));
     f()
 }
 
@@ -182,13 +198,18 @@ impl Segment {
     /// segment by name or from a received descriptor, and checks its kind and element type.
     ///
     /// # Errors
-    /// Any [`SegmentError`] of opening it, or a descriptor index that was not sent along.
+    /// Any [`SegmentError`] of opening it, a descriptor index that was not sent along, or any
+    /// handle inside [`deserialize_off_host`].
     pub fn deserialize_handle<'de, D: Deserializer<'de>>(
         deserializer: D,
         kind: Kind,
         elem: TypeInfo,
     ) -> Result<Segment, D::Error> {
-        match Wire::deserialize(deserializer)? {
+        let wire = Wire::deserialize(deserializer)?;
+        if FROM_OFF_HOST.with(Cell::get) {
+            return Err(D::Error::custom(remember(OFF_HOST_MESSAGE.to_owned())));
+        }
+        match wire {
             Wire::Named(name) => Segment::open_named(&name, kind, elem)
                 .map_err(|e| D::Error::custom(remember(e.to_string()))),
             Wire::Passed(index) => {

@@ -159,7 +159,7 @@ impl Remote {
                     .to_owned(),
             ));
         }
-        let slot = Arc::new(Slot::default());
+        let slot = Arc::new(Slot::off_host());
         self.0.submit(RemoteJob {
             key: call.key,
             many: call.op == Op::CallMany,

@@ -34,6 +34,9 @@ pub(crate) struct Slot {
     /// for work), plus one; a waiter on another CPU polls `done` a moment before it sleeps.
     /// 0: never poll (a process pool's task: its waiter takes the reply from the link).
     peer_cpu: AtomicU32,
+    /// The outcome comes from another host (a broker pool): shared-memory handles in it are
+    /// refused, as a name there means another segment here.
+    off_host: AtomicBool,
 }
 
 /// How [`Runner::wait_reply`] ended.
@@ -62,6 +65,13 @@ enum SlotState {
 }
 
 impl Slot {
+    /// A slot whose outcome comes from another host (see `off_host`).
+    pub(crate) fn off_host() -> Slot {
+        let slot = Slot::default();
+        slot.off_host.store(true, Ordering::Relaxed);
+        slot
+    }
+
     /// The slot of a thread pool's task, to be run on a thread that last ran on `peer_cpu`
     /// (plus one; 0: unknown).
     pub(crate) fn on_thread(peer_cpu: u32) -> Slot {
@@ -303,7 +313,8 @@ impl<R: DeserializeOwned> Task<R> {
     /// timed out) before the task finished,
     /// [`ProcessError::ResultTaken`] if `wait_timeout` already returned it.
     pub fn wait(self) -> Result<R, ProcessError> {
-        decode_reply(self.take(None)?)
+        let reply = self.take(None)?;
+        self.decode(reply)
     }
 
     /// Waits at most `timeout`; after [`ProcessError::Timeout`] the task can still be waited.
@@ -311,7 +322,17 @@ impl<R: DeserializeOwned> Task<R> {
     /// # Errors
     /// As [`wait`](Task::wait), plus `Timeout`.
     pub fn wait_timeout(&self, timeout: Duration) -> Result<R, ProcessError> {
-        decode_reply(self.take(Some(timeout))?)
+        let reply = self.take(Some(timeout))?;
+        self.decode(reply)
+    }
+
+    /// The result in `reply` (handles in it refused if it came from another host).
+    fn decode(&self, reply: Frame) -> Result<R, ProcessError> {
+        if self.slot.off_host.load(Ordering::Relaxed) {
+            shmproc_shm::deserialize_off_host(|| decode_reply(reply))
+        } else {
+            decode_reply(reply)
+        }
     }
 
     /// Waits for the outcome. While the task runs, this thread takes the reply from its
