@@ -27,10 +27,16 @@ pub(crate) fn wait_reply(shared: &Shared, outcome: &Outcome, nap: Duration) {
     // Checked under the lock: replies land under it, so no outcome lands unseen.
     while !outcome.is_done() {
         let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || state.stopped {
+        if left.is_zero() {
             break;
         }
-        if let Some(mut replies) = shared.try_replies() {
+        // A stopped pool failed its tasks already; its reader removes the stream.
+        let replies = if state.stopped {
+            None
+        } else {
+            shared.try_replies()
+        };
+        if let Some(mut replies) = replies {
             drop(state);
             replies.read_once(shared, left);
             drop(replies);
