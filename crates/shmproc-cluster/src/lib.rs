@@ -59,6 +59,7 @@
 
 mod broker;
 mod builder;
+mod lead;
 mod local;
 mod pool;
 mod reader;

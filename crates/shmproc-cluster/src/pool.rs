@@ -1,6 +1,7 @@
 //! The submitting side: a [`RemoteBackend`] that adds tasks to the queue's stream and lands
-//! replies from the pool's own reply stream, read by one thread with `XREAD BLOCK` (no
-//! polling). The tasks' lifecycle is in the `shared` module.
+//! replies from the pool's own reply stream, read with `XREAD BLOCK` (no polling) by the
+//! threads waiting for tasks or else by the pool's reader thread (the `lead` module). The
+//! tasks' lifecycle is in the `shared` module.
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -11,7 +12,8 @@ use shmproc_process::remote::{Outcome, RemoteBackend, RemoteJob, RemoteStop};
 use shmproc_process::ProcessError;
 
 use crate::broker::{self, field, Keys, GROUP};
-use crate::reader;
+use crate::lead;
+use crate::reader::Replies;
 use crate::shared::{Pending, Settings, Shared};
 
 /// Longest sleep of a stopping pool between checks (a handle dropped meanwhile).
@@ -54,6 +56,8 @@ impl BrokerPool {
         let mut conn = broker::connect(&client, settings.timeout, Duration::ZERO)
             .map_err(|e| broker::broker_error(&url, &e))?;
         broker::ensure_group(&mut conn, &keys).map_err(|e| broker::broker_error(&url, &e))?;
+        let replies =
+            Replies::connect(&client, &settings).map_err(|e| broker::broker_error(&url, &e))?;
         let shared = Arc::new(Shared {
             results: keys.results(&pool_name),
             settings,
@@ -62,11 +66,13 @@ impl BrokerPool {
             conn: Mutex::new(Some(conn)),
             state: Mutex::default(),
             changed: Condvar::new(),
+            replies: Mutex::new(replies),
+            reader_wake: Condvar::new(),
         });
         let for_reader = Arc::clone(&shared);
         let reader = std::thread::Builder::new()
             .name("shmproc-cluster-replies".to_owned())
-            .spawn(move || reader::run(&for_reader))?;
+            .spawn(move || lead::run_reader(&for_reader))?;
         Ok(BrokerPool {
             shared,
             reader: Mutex::new(Some(reader)),
@@ -117,6 +123,7 @@ impl RemoteBackend for BrokerPool {
                 if let Some(pending) = state.pending.get_mut(&task) {
                     pending.entry = Some(entry);
                 }
+                shared.wake_reader(&state);
                 Ok(())
             }
             Err(e) => {
@@ -191,7 +198,10 @@ impl RemoteBackend for BrokerPool {
             }
         }
         failed += shared.fail_pending(false);
-        shared.lock().stopped = true;
+        let mut state = shared.lock();
+        state.stopped = true;
+        shared.wake_reader(&state);
+        drop(state);
         self.stop_reader();
         Ok(failed)
     }
@@ -199,6 +209,10 @@ impl RemoteBackend for BrokerPool {
     fn describe(&self) -> String {
         let s = &self.shared.settings;
         format!("broker {} queue {}", broker::redact(&s.url), s.queue)
+    }
+
+    fn wait_reply(&self, outcome: &Outcome, nap: Duration) {
+        lead::wait_reply(&self.shared, outcome, nap);
     }
 }
 

@@ -8,7 +8,7 @@
 //! |                        | past `broker_timeout` or comes back as a new instance (`Broker`) |
 
 use std::collections::HashMap;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
 use redis::{Client, Connection, Value};
@@ -16,6 +16,7 @@ use shmproc_process::remote::Outcome;
 use shmproc_process::ProcessError;
 
 use crate::broker::{self, Keys};
+use crate::reader::Replies;
 
 /// What a broker pool is built with.
 #[derive(Clone, Debug)]
@@ -42,8 +43,13 @@ pub(crate) struct Shared {
     /// The connection submits and cancels go through (`None` after a failure: reconnect).
     pub conn: Mutex<Option<Connection>>,
     pub state: Mutex<State>,
-    /// A task finished or failed (for `stop`).
+    /// A task finished or failed (for `stop`), or the reply stream's reader left (for waiters
+    /// that would lead).
     pub changed: Condvar,
+    /// Reading the reply stream: whoever holds it reads (see the `lead` module).
+    pub replies: Mutex<Replies>,
+    /// The reader thread may have something to do (tasks pending and no waiter, or a stop).
+    pub reader_wake: Condvar,
 }
 
 /// A task sent and not finished.
@@ -63,6 +69,12 @@ pub(crate) struct State {
     pub closing: bool,
     /// The reader should leave.
     pub stopped: bool,
+    /// Threads waiting for a task in `wait_reply` (each reads replies when it can).
+    pub waiters: usize,
+    /// How many times a thread began waiting (the reader thread tells a newcomer by it).
+    pub arrivals: u64,
+    /// The reader thread sleeps until `reader_wake`.
+    pub reader_idle: bool,
 }
 
 impl Shared {
@@ -90,15 +102,34 @@ impl Shared {
         })
     }
 
-    /// Lands the reply to task `task` (from the reader thread).
+    /// Lands the reply to task `task`.
     pub(crate) fn land(&self, task: u64, outcome: Result<Vec<u8>, ProcessError>) {
-        let pending = self.lock().pending.remove(&task);
-        if let Some(pending) = pending {
+        let mut state = self.lock();
+        if let Some(pending) = state.pending.remove(&task) {
+            // Completed under the lock: a waiter checks its outcome under it before it sleeps.
             match outcome {
                 Ok(reply) => pending.outcome.reply(reply),
                 Err(e) => pending.outcome.fail(e),
             }
+            drop(state);
             self.changed.notify_all();
+        }
+    }
+
+    /// Lets the reader thread read unless a waiter does (call with `state` locked).
+    pub(crate) fn wake_reader(&self, state: &State) {
+        let wanted = state.waiters == 0 && !state.pending.is_empty();
+        if state.reader_idle && (wanted || state.stopped) {
+            self.reader_wake.notify_one();
+        }
+    }
+
+    /// Holds the reply stream if nobody else does.
+    pub(crate) fn try_replies(&self) -> Option<MutexGuard<'_, Replies>> {
+        match self.replies.try_lock() {
+            Ok(replies) => Some(replies),
+            Err(TryLockError::Poisoned(e)) => Some(e.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
         }
     }
 
@@ -119,17 +150,12 @@ impl Shared {
             .iter()
             .filter_map(|id| state.pending.remove(id))
             .collect();
-        drop(state);
         for pending in &drained {
             pending.outcome.fail(error());
         }
+        drop(state);
         self.changed.notify_all();
         drained.len()
-    }
-
-    /// Whether the reader should leave.
-    pub(crate) fn stopped(&self) -> bool {
-        self.lock().stopped
     }
 
     /// Whether tasks are waiting for replies.
@@ -165,10 +191,11 @@ impl Shared {
             .iter()
             .filter_map(|id| state.pending.remove(id))
             .collect();
-        drop(state);
         for pending in &removed {
             pending.outcome.fail(ProcessError::ShutDown);
         }
+        drop(state);
+        self.changed.notify_all();
         self.forget(removed.iter().filter_map(|p| p.entry.clone()).collect());
         removed.len()
     }

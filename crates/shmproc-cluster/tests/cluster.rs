@@ -189,3 +189,44 @@ fn a_shared_memory_result_is_refused_by_the_submitter() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn threads_waiting_at_once_get_their_results_and_unwaited_tasks_still_finish() {
+    let Some(redis) = support::redis() else {
+        return;
+    };
+    let _workers = Workers::start(&redis.url(), "waiters", 2, 3, 10_000);
+    let pool = broker_pool(&redis, "waiters");
+    // Waiting threads read the replies themselves, one at a time: each must get its own, also
+    // after the one reading left.
+    let unwaited: Vec<_> = (0..4).map(|n| pool.submit(square, n).unwrap()).collect();
+    let naps = [0_u64, 30, 120, 300];
+    let got: Vec<u64> = std::thread::scope(|s| {
+        let waiters: Vec<_> = naps
+            .iter()
+            .map(|&ms| {
+                let pool = &pool;
+                s.spawn(move || pool.submit(nap, ms).unwrap().wait_timeout(LONG).unwrap())
+            })
+            .collect();
+        // A waiter whose timeout passes while it reads leaves in time, and others go on.
+        let slow = pool.submit(nap, 200).unwrap();
+        assert!(matches!(
+            slow.wait_timeout(Duration::from_millis(5)),
+            Err(ProcessError::Timeout)
+        ));
+        assert_eq!(slow.wait_timeout(LONG).unwrap(), 200);
+        waiters.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    assert_eq!(got, naps);
+    for (n, task) in (0..).zip(unwaited) {
+        assert_eq!(task.wait_timeout(LONG).unwrap(), n * n);
+    }
+    // Tasks nobody waits for land through the pool's reader thread: shutdown sees them done.
+    let later: Vec<_> = (0..4).map(|n| pool.submit(square, n).unwrap()).collect();
+    pool.shutdown_timeout(LONG).unwrap();
+    for (n, task) in (0..).zip(later) {
+        assert!(task.is_ready());
+        assert_eq!(task.wait().unwrap(), n * n);
+    }
+}

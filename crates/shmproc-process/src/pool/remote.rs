@@ -6,13 +6,15 @@
 //! The pool encodes each task's argument as for a local pool and refuses one carrying a
 //! shared-memory handle (it travels as a file descriptor, which cannot leave the host); the
 //! backend ships `key` and bytes to a worker, which runs them with [`run_entry`], and lands the
-//! reply in the task's [`Outcome`].
+//! reply in the task's [`Outcome`]. A thread waiting for a task calls
+//! [`RemoteBackend::wait_reply`], so a backend can take the reply on that thread itself.
 
+use std::fmt;
 use std::sync::{Arc, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::config::Stop;
-use super::task::{CancelQueued, Slot, Task};
+use super::task::{CancelQueued, Runner, Slot, Task, Waited};
 use super::{Backend, Call, Pool};
 use crate::entry::{find, REPLY_FAILED};
 use crate::transport::Frame;
@@ -44,6 +46,15 @@ pub trait RemoteBackend: Send + Sync + 'static {
 
     /// A short description for `Debug` (e.g. the broker's address and queue).
     fn describe(&self) -> String;
+
+    /// Called by a thread waiting for `outcome`'s task ([`Task::wait`]): waits at most `nap`
+    /// for its reply. A backend that reads the reply on this thread (instead of on a thread of
+    /// its own, which then has to wake the waiter) saves a thread hand-off per task. Returning
+    /// before the outcome landed is fine: the waiter checks it and calls again. The default
+    /// sleeps until the outcome lands or `nap` passed.
+    fn wait_reply(&self, outcome: &Outcome, nap: Duration) {
+        outcome.0.nap(nap);
+    }
 }
 
 /// One task for a remote worker.
@@ -96,6 +107,11 @@ impl Outcome {
         self.0.is_abandoned()
     }
 
+    /// Whether the task has its outcome.
+    pub fn is_done(&self) -> bool {
+        self.0.is_done()
+    }
+
     /// Whether `self` and `other` are the same task's.
     pub fn same(&self, other: &Outcome) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
@@ -135,8 +151,30 @@ pub fn failed_reply(message: &str) -> Vec<u8> {
     reply
 }
 
-/// A remote backend as the queue `Task::cancel` takes tasks out of.
-pub(super) struct Remote(pub(super) Arc<dyn RemoteBackend>);
+/// A remote backend as the queue `Task::cancel` takes tasks out of, and the [`Runner`] its
+/// tasks' waiters take replies through.
+pub(super) struct Remote(pub(super) Arc<dyn RemoteBackend>, Arc<dyn Runner>);
+
+/// Where a remote task's waiter waits: the backend's `wait_reply` (weak: a waiting task does
+/// not keep a dropped pool's backend alive).
+struct Waiter(Weak<dyn RemoteBackend>);
+
+impl Runner for Waiter {
+    fn wait_reply(&self, slot: &Arc<Slot>, nap: Duration) -> Waited {
+        match self.0.upgrade() {
+            Some(backend) => backend.wait_reply(&Outcome(Arc::clone(slot)), nap),
+            None => slot.nap(nap),
+        }
+        // The waiter checks the slot and calls again.
+        Waited::Pending
+    }
+}
+
+impl fmt::Debug for Waiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Waiter").finish_non_exhaustive()
+    }
+}
 
 impl CancelQueued for Remote {
     fn cancel_queued(&self, slot: &Arc<Slot>) -> bool {
@@ -166,6 +204,7 @@ impl Remote {
             arg: arg.bytes,
             outcome: Outcome(Arc::clone(&slot)),
         })?;
+        slot.set_runner(Arc::clone(&self.1));
         let queue: Weak<dyn CancelQueued> = Arc::downgrade(self) as Weak<Remote>;
         Ok(Task::queued_in(slot, queue))
     }
@@ -186,7 +225,10 @@ impl Pool {
     /// crates such as `shmproc-cluster`; users build such pools through them.
     pub fn remote(backend: Arc<dyn RemoteBackend>, size: usize) -> Pool {
         Pool {
-            backend: Backend::Remote(Arc::new(Remote(backend))),
+            backend: Backend::Remote(Arc::new(Remote(
+                Arc::clone(&backend),
+                Arc::new(Waiter(Arc::downgrade(&backend))),
+            ))),
             size: size.max(1),
         }
     }

@@ -144,7 +144,7 @@ impl Slot {
         self.abandoned.load(Ordering::Relaxed)
     }
 
-    fn is_done(&self) -> bool {
+    pub(crate) fn is_done(&self) -> bool {
         !matches!(
             *self.state.lock().unwrap_or_else(|e| e.into_inner()),
             SlotState::Waiting
@@ -183,7 +183,7 @@ impl Slot {
     }
 
     /// Sleeps until the outcome is there or `nap` passed.
-    fn nap(&self, nap: Duration) {
+    pub(crate) fn nap(&self, nap: Duration) {
         let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if matches!(*state, SlotState::Waiting) {
             self.sleepers.fetch_add(1, Ordering::Relaxed);
