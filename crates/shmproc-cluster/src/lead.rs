@@ -44,7 +44,7 @@ pub(crate) fn wait_reply(shared: &Shared, outcome: &Outcome, nap: Duration) {
             // Another waiter may take over.
             shared.changed.notify_all();
         } else {
-            state = wait(shared, state, left);
+            state = wait(&shared.changed, state, left);
         }
     }
     state.waiters -= 1;
@@ -100,32 +100,18 @@ fn take_turn(shared: &Shared, leading: bool) -> bool {
         if left.is_zero() {
             return true;
         }
-        state = wait_reader(shared, state, left);
+        state = wait(&shared.reader_wake, state, left);
     }
 }
 
-/// Sleeps on `changed` for at most `left`.
+/// Sleeps on `on` (`changed` or `reader_wake`, both paired with the state lock) for at most
+/// `left`.
 fn wait<'a>(
-    shared: &'a Shared,
+    on: &std::sync::Condvar,
     state: std::sync::MutexGuard<'a, State>,
     left: Duration,
 ) -> std::sync::MutexGuard<'a, State> {
-    shared
-        .changed
-        .wait_timeout(state, left)
-        .unwrap_or_else(|e| e.into_inner())
-        .0
-}
-
-/// Sleeps on `reader_wake` for at most `left`.
-fn wait_reader<'a>(
-    shared: &'a Shared,
-    state: std::sync::MutexGuard<'a, State>,
-    left: Duration,
-) -> std::sync::MutexGuard<'a, State> {
-    shared
-        .reader_wake
-        .wait_timeout(state, left)
+    on.wait_timeout(state, left)
         .unwrap_or_else(|e| e.into_inner())
         .0
 }
